@@ -1,0 +1,100 @@
+# Squall developer tasks; `make help` lists them.
+# Override any variable below on the command line, e.g.
+#   make test PYTEST_ARGS='-x -k websocket'    make bench BENCH_ARGS='--rounds 3'
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON        ?= python3
+VENV          ?= .venv
+HOST          ?= 127.0.0.1
+PORT          ?= 8000
+PYTEST_ARGS   ?=
+BENCH_ARGS    ?=
+WS_BENCH_ARGS ?=
+TEST_PYTHONS  ?= 3.10 3.11 3.12 3.13
+
+PY  := $(VENV)/bin/python
+PIP := $(PY) -m pip --quiet --disable-pip-version-check
+
+# command:debian-package pairs; a package is installed only if its command is missing.
+TEST_TOOLS  := wrk:wrk h2load:nghttp2-client nginx:nginx chromium:chromium
+BENCH_TOOLS := wrk:wrk h2load:nghttp2-client
+
+# Installs the Debian packages of missing commands, with one `apt-get update`,
+# when we are root and have apt-get. Otherwise, or if apt fails, it only warns:
+# the tests that need a missing tool skip and say why.
+define ensure_tools
+missing=""; \
+for pair in $(1); do \
+  cmd="$${pair%%:*}"; \
+  command -v "$$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$$cmd" ] || missing="$$missing $${pair#*:}"; \
+done; \
+if [ -z "$$missing" ]; then \
+  :; \
+elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+  echo "warning: not installing$$missing (needs root and apt-get); tests that need them will skip" >&2; \
+else \
+  echo "installing$$missing with apt-get"; \
+  export DEBIAN_FRONTEND=noninteractive; \
+  apt-get -o DPkg::Lock::Timeout=300 update -qq \
+    && apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing >/dev/null \
+    || echo "warning: apt-get could not install$$missing; tests that need them will skip" >&2; \
+fi
+endef
+
+.PHONY: help run test test-tools test-all bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+# Created once; the targets below re-run `pip install`, which refreshes it.
+$(PY):
+	$(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed (on Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
+	$(PIP) install --upgrade pip
+
+run: $(PY) ## Install Squall into .venv and serve examples/app.py (HOST, PORT: 127.0.0.1:8000)
+	$(PIP) install -e '.[standard]'
+	$(VENV)/bin/squall app:app --app-dir examples --host $(HOST) --port $(PORT)
+
+test: $(PY) ## Install .[test] into .venv and the test tools, then run pytest (PYTEST_ARGS)
+	$(PIP) install -e '.[test]'
+	@$(MAKE) --no-print-directory test-tools
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-tools: ## Install wrk, h2load, nginx, chromium (apt, root only) and Autobahn, if missing
+	@$(call ensure_tools,$(TEST_TOOLS))
+	@if [ -x tests/autobahn/install.sh ]; then \
+	  tests/autobahn/install.sh || echo "warning: tests/autobahn/install.sh failed; the Autobahn tests will skip" >&2; \
+	fi
+
+# Each version's newest pyenv patch release gets its own venv, remade when that
+# release changes; a failure on one version does not stop the others.
+test-all: ## Run the suite on each pyenv Python 3.10-3.13 (TEST_PYTHONS), in .venv-3.X
+	@$(MAKE) --no-print-directory test-tools
+	@root="$$(pyenv root 2>/dev/null)"; ran=""; failed=""; \
+	for v in $(TEST_PYTHONS); do \
+	  home="$$(ls -d "$$root/versions/$$v".* 2>/dev/null | grep -E '/[0-9.]+$$' | sort -V | tail -n 1)"; \
+	  if [ -z "$$root" ] || [ ! -x "$$home/bin/python3" ]; then \
+	    echo "test-all: skipping Python $$v (not installed with pyenv)"; continue; \
+	  fi; \
+	  echo "=== Python $$v: $$home/bin/python3"; \
+	  venv=".venv-$$v"; ran="$$ran $$v"; \
+	  { grep -qsx "home = $$home/bin" "$$venv/pyvenv.cfg" || "$$home/bin/python3" -m venv --clear "$$venv"; } \
+	    && "$$venv/bin/python" -m pip --quiet --disable-pip-version-check install -e '.[test]' \
+	    && "$$venv/bin/python" -m pytest $(PYTEST_ARGS) \
+	    || failed="$$failed $$v"; \
+	done; \
+	if [ -z "$$ran" ]; then echo "test-all: none of $(TEST_PYTHONS) found" >&2; exit 1; fi; \
+	if [ -n "$$failed" ]; then echo "test-all: ran on$$ran, FAILED on$$failed" >&2; exit 1; fi; \
+	echo "test-all: passed on$$ran"
+
+bench: $(PY) ## Benchmark Squall against Uvicorn with bench/*_bench.py (BENCH_ARGS, WS_BENCH_ARGS)
+	@$(call ensure_tools,$(BENCH_TOOLS))
+	$(PIP) install -e '.[test]'
+	$(PY) bench/http_bench.py $(BENCH_ARGS)
+	@if [ -f bench/ws_bench.py ]; then echo "$(PY) bench/ws_bench.py $(WS_BENCH_ARGS)"; $(PY) bench/ws_bench.py $(WS_BENCH_ARGS); fi
+
+clean: ## Remove build output, caches and test reports (not the venvs: rm -rf .venv* for those)
+	rm -rf build dist src/*.egg-info .pytest_cache .autobahn reports
+	find . \( -path './.venv*' -o -path ./.git \) -prune -o -type d -name __pycache__ -exec rm -rf {} +

@@ -1,0 +1,105 @@
+"""The `squall` command: argv in, a `Config` out, then `squall.run`.
+
+Option names and defaults are Uvicorn's, so scripts carry over unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import ssl
+import sys
+from typing import Any
+
+import click
+
+import squall
+from squall.config import LOG_LEVELS, SSL_PROTOCOL_VERSION
+
+LOOP_CHOICES = click.Choice(["auto", "asyncio", "uvloop"])
+HTTP_CHOICES = click.Choice(["auto", "h11", "httptools"])
+WS_CHOICES = click.Choice(["auto", "none", "websockets", "websockets-sansio", "wsproto"])
+LIFESPAN_CHOICES = click.Choice(["auto", "on", "off"])
+INTERFACE_CHOICES = click.Choice(["auto", "asgi3", "asgi2", "wsgi"])
+LEVEL_CHOICES = click.Choice(list(LOG_LEVELS))
+
+
+def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(
+        f"Running squall {squall.__version__} with "
+        f"{platform.python_implementation()} {platform.python_version()} on {platform.system()}"
+    )
+    ctx.exit()
+
+
+@click.command(context_settings={"auto_envvar_prefix": "SQUALL"})
+@click.argument("app", envvar="SQUALL_APP")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind to this host (IPv4, IPv6 or a name).")
+@click.option("--port", type=int, default=8000, show_default=True, help="Bind to this port; 0 picks a free one.")
+@click.option("--uds", default=None, help="Bind to this Unix domain socket.")
+@click.option("--fd", type=int, default=None, help="Serve on the already bound socket with this file descriptor.")
+@click.option("--reload", is_flag=True, default=False, help="Restart the server when watched files change.")
+@click.option("--reload-dir", "reload_dirs", multiple=True, type=click.Path(), help="Watch this directory (repeatable); default: the current one.")
+@click.option("--reload-include", "reload_includes", multiple=True, help="Glob of files to watch (repeatable); default '*.py'.")
+@click.option("--reload-exclude", "reload_excludes", multiple=True, help="Glob of files not to watch (repeatable); default hidden files, *.py[cod], swap files.")
+@click.option("--reload-delay", type=float, default=0.25, show_default=True, help="Seconds between checks for changes.")
+@click.option("--workers", type=int, default=None, help="Number of worker processes; default $WEB_CONCURRENCY, else 1. Not with --reload.")
+@click.option("--loop", type=LOOP_CHOICES, default="auto", show_default=True, help="Event loop; auto = uvloop when installed.")
+@click.option("--http", type=HTTP_CHOICES, default="auto", show_default=True, help="HTTP implementation; auto = httptools when installed.")
+@click.option("--ws", type=WS_CHOICES, default="auto", show_default=True, help="WebSocket implementation; auto = websockets, else wsproto, else none.")
+@click.option("--ws-max-size", type=int, default=16 * 1024 * 1024, show_default=True, help="Largest WebSocket message accepted, in bytes.")
+@click.option("--ws-max-queue", type=int, default=32, show_default=True, help="Incoming WebSocket messages buffered before reading pauses.")
+@click.option("--ws-ping-interval", type=float, default=20.0, show_default=True, help="Seconds between WebSocket pings.")
+@click.option("--ws-ping-timeout", type=float, default=20.0, show_default=True, help="Seconds to wait for a pong before closing.")
+@click.option("--ws-per-message-deflate", type=bool, default=True, show_default=True, help="Offer WebSocket per-message-deflate compression.")
+@click.option("--lifespan", type=LIFESPAN_CHOICES, default="auto", show_default=True, help="Run the ASGI lifespan protocol.")
+@click.option("--interface", type=INTERFACE_CHOICES, default="auto", show_default=True, help="The app's interface.")
+@click.option("--env-file", type=click.Path(), default=None, help="Load environment variables from this file.")
+@click.option("--log-config", type=click.Path(), default=None, help="Logging configuration file (.json, .yaml or .ini).")
+@click.option("--log-level", type=LEVEL_CHOICES, default=None, help="Log level.  [default: info]")
+@click.option("--access-log/--no-access-log", default=True, help="Log one line per request.")
+@click.option("--use-colors/--no-use-colors", default=None, help="Colour the logs; default: when writing to a terminal.")
+@click.option("--proxy-headers/--no-proxy-headers", default=True, help="Trust X-Forwarded-*/Forwarded from --forwarded-allow-ips.")
+@click.option("--server-header/--no-server-header", default=True, help="Send a Server header.")
+@click.option("--date-header/--no-date-header", default=True, help="Send a Date header.")
+@click.option("--forwarded-allow-ips", default=None, help="Comma-separated IPs, networks or socket paths to trust with proxy headers; default $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1. '*' trusts all.")
+@click.option("--proxy-protocol", is_flag=True, default=False, help="Expect a PROXY protocol (v1 or v2) header on each connection.")
+@click.option("--root-path", default="", help="The ASGI root_path, for apps mounted below a URL path.")
+@click.option("--limit-concurrency", type=int, default=None, help="Answer 503 beyond this many concurrent connections or tasks.")
+@click.option("--backlog", type=int, default=2048, show_default=True, help="Listen backlog.")
+@click.option("--limit-max-requests", type=int, default=None, help="Exit after serving this many requests.")
+@click.option("--limit-max-requests-jitter", type=int, default=0, show_default=True, help="Add up to this many to --limit-max-requests, to stagger worker restarts.")
+@click.option("--timeout-keep-alive", type=int, default=5, show_default=True, help="Close idle keep-alive connections after this many seconds.")
+@click.option("--timeout-graceful-shutdown", type=int, default=None, help="Seconds to let in-flight requests finish on shutdown before cancelling them.")
+@click.option("--timeout-worker-healthcheck", type=int, default=5, show_default=True, help="Seconds a worker may take to answer the supervisor's health check.")
+@click.option("--ssl-keyfile", type=str, default=None, help="TLS private key file.")
+@click.option("--ssl-certfile", type=str, default=None, help="TLS certificate file.")
+@click.option("--ssl-keyfile-password", type=str, default=None, help="Password of the TLS key file.")
+@click.option("--ssl-version", type=int, default=SSL_PROTOCOL_VERSION, show_default=True, help="TLS protocol (see the ssl module's PROTOCOL_* constants).")
+@click.option("--ssl-cert-reqs", type=int, default=int(ssl.CERT_NONE), show_default=True, help="Client certificates: 0 none, 1 optional, 2 required.")
+@click.option("--ssl-ca-certs", type=str, default=None, help="CA certificates to verify clients with.")
+@click.option("--ssl-ciphers", type=str, default=None, help="Ciphers to allow; default: OpenSSL's.")
+@click.option("--header", "headers", multiple=True, help="Extra default response header, Name:Value (repeatable).")
+@click.option("--version", is_flag=True, callback=print_version, expose_value=False, is_eager=True, help="Show the version and exit.")
+@click.option("--app-dir", default="", show_default=True, help="Import APP from this directory; default: the current one.")
+@click.option("--h11-max-incomplete-event-size", type=int, default=None, help="Largest request head accepted, in bytes (both HTTP implementations); default 16 KiB.")
+@click.option("--factory", is_flag=True, default=False, help="APP is a factory: call it with no arguments to get the app.")
+def main(app: str, **options: Any) -> None:
+    """Serve the ASGI app APP, given as "module:attribute" (e.g. main:app)."""
+    options["app_dir"] = options["app_dir"] or os.getcwd()
+    sys.path.insert(0, options["app_dir"])
+    if options["workers"] is None:
+        options.pop("workers")
+    options["reload_dirs"] = list(options["reload_dirs"]) or None
+    options["reload_includes"] = list(options["reload_includes"]) or None
+    options["reload_excludes"] = list(options["reload_excludes"]) or None
+    options["headers"] = list(options["headers"])
+    if options["log_config"] is None:
+        options["log_config"] = "default"
+    squall.run(app, **options)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

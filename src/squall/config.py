@@ -1,0 +1,501 @@
+"""Every setting Squall knows, its default, and its validation.
+
+`Config` is built from keyword arguments (the CLI and `squall.run` both pass
+the same names, which are Uvicorn's).  Nothing here touches the network until
+`bind_socket` is called; `load()` resolves the app and the implementations and
+raises `ConfigError` with a one-line message a user can act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import logging
+import logging.config
+import os
+import socket
+import ssl
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from squall.importer import ImportFromStringError, import_from_string
+from squall.logging import TRACE_LOG_LEVEL, default_logging_config
+
+LoopSetting = Literal["auto", "asyncio", "uvloop", "none"]
+HTTPSetting = Literal["auto", "h11", "httptools"]
+WSSetting = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
+LifespanSetting = Literal["auto", "on", "off"]
+InterfaceSetting = Literal["auto", "asgi3", "asgi2", "wsgi"]
+
+LOG_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": TRACE_LOG_LEVEL,
+}
+
+# Implementation names -> "module:attribute" of the protocol class.  Loading is
+# deferred so that a plain install never imports httptools or websockets.
+HTTP_PROTOCOLS: dict[str, str] = {
+    "h11": "squall.protocols.http.h11_impl:H11Protocol",
+    "httptools": "squall.protocols.http.httptools_impl:HttpToolsProtocol",
+}
+WS_PROTOCOLS: dict[str, str | None] = {
+    "none": None,
+    "websockets": "squall.protocols.websockets.websockets_impl:WebSocketsProtocol",
+    "websockets-sansio": "squall.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol",
+    "wsproto": "squall.protocols.websockets.wsproto_impl:WSProtocol",
+}
+LIFESPAN: dict[str, str] = {
+    "auto": "squall.lifespan:LifespanOn",
+    "on": "squall.lifespan:LifespanOn",
+    "off": "squall.lifespan:LifespanOff",
+}
+SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
+
+DEFAULT_MAX_INCOMPLETE_EVENT_SIZE = 16 * 1024
+
+
+class ConfigError(Exception):
+    """A setting is unusable; the message is shown to the user as one line."""
+
+
+def _module_available(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def resolve_loop(setting: str) -> str:
+    if setting == "auto":
+        if sys.platform != "win32" and sys.implementation.name == "cpython" and _module_available("uvloop"):
+            return "uvloop"
+        return "asyncio"
+    if setting == "uvloop" and not _module_available("uvloop"):
+        raise ConfigError("--loop uvloop was asked for, but uvloop is not installed: pip install 'squall[standard]'")
+    return setting
+
+
+def resolve_http(setting: str) -> str:
+    if setting == "auto":
+        return "httptools" if _module_available("httptools") else "h11"
+    if setting == "httptools" and not _module_available("httptools"):
+        raise ConfigError("--http httptools was asked for, but httptools is not installed: pip install httptools")
+    return setting
+
+
+def resolve_ws(setting: str) -> str:
+    if setting == "auto":
+        if _module_available("websockets"):
+            return "websockets"
+        if _module_available("wsproto"):
+            return "wsproto"
+        return "none"
+    needs = {"websockets": "websockets", "websockets-sansio": "websockets", "wsproto": "wsproto"}.get(setting)
+    if needs and not _module_available(needs):
+        raise ConfigError(f"--ws {setting} was asked for, but {needs} is not installed: pip install {needs}")
+    return setting
+
+
+def new_event_loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The factory `asyncio.Runner` should use for the resolved loop setting."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    if loop == "asyncio":
+        if sys.platform == "win32":
+            return asyncio.ProactorEventLoop  # pragma: no cover
+        return asyncio.SelectorEventLoop
+    return None
+
+
+def _load_attr(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _split_header(value: str | tuple[str, str]) -> tuple[str, str]:
+    if isinstance(value, tuple):
+        return value
+    name, sep, val = value.partition(":")
+    if not sep or not name.strip():
+        raise ConfigError(f"--header {value!r} is not of the form Name:Value")
+    return name.strip(), val.strip()
+
+
+class Config:
+    """All of a server's settings.
+
+    The names and defaults are Uvicorn's, so that `squall.run(app, **kwargs)`
+    and `squall.Config(app, **kwargs)` accept what a Uvicorn user already
+    passes.  Settings beyond Uvicorn's are marked as such.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        uds: str | None = None,
+        fd: int | None = None,
+        loop: LoopSetting = "auto",
+        http: HTTPSetting | type[asyncio.Protocol] = "auto",
+        ws: WSSetting | type[asyncio.Protocol] = "auto",
+        ws_max_size: int = 16 * 1024 * 1024,
+        ws_max_queue: int = 32,
+        ws_ping_interval: float | None = 20.0,
+        ws_ping_timeout: float | None = 20.0,
+        ws_per_message_deflate: bool = True,
+        lifespan: LifespanSetting = "auto",
+        env_file: str | os.PathLike[str] | None = None,
+        log_config: dict[str, Any] | str | None = "default",
+        log_level: str | int | None = None,
+        access_log: bool = True,
+        use_colors: bool | None = None,
+        interface: InterfaceSetting = "auto",
+        reload: bool = False,
+        reload_dirs: Sequence[str] | str | None = None,
+        reload_delay: float = 0.25,
+        reload_includes: Sequence[str] | str | None = None,
+        reload_excludes: Sequence[str] | str | None = None,
+        workers: int | None = None,
+        proxy_headers: bool = True,
+        server_header: bool = True,
+        date_header: bool = True,
+        forwarded_allow_ips: Sequence[str] | str | None = None,
+        proxy_protocol: bool = False,
+        root_path: str = "",
+        limit_concurrency: int | None = None,
+        limit_max_requests: int | None = None,
+        limit_max_requests_jitter: int = 0,
+        backlog: int = 2048,
+        timeout_keep_alive: float = 5,
+        timeout_notify: int = 30,
+        timeout_graceful_shutdown: float | None = None,
+        timeout_worker_healthcheck: float = 5,
+        callback_notify: Callable[..., Awaitable[None]] | None = None,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile_password: str | None = None,
+        ssl_version: int = SSL_PROTOCOL_VERSION,
+        ssl_cert_reqs: int = ssl.CERT_NONE,
+        ssl_ca_certs: str | None = None,
+        ssl_ciphers: str | None = None,
+        headers: Sequence[tuple[str, str] | str] | None = None,
+        factory: bool = False,
+        h11_max_incomplete_event_size: int | None = None,
+        app_dir: str | None = None,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.uds = uds
+        self.fd = fd
+        self.loop = loop
+        self.http = http
+        self.ws = ws
+        self.ws_max_size = ws_max_size
+        self.ws_max_queue = ws_max_queue
+        self.ws_ping_interval = ws_ping_interval
+        self.ws_ping_timeout = ws_ping_timeout
+        self.ws_per_message_deflate = ws_per_message_deflate
+        self.lifespan = lifespan
+        self.log_config = log_config
+        self.log_level = log_level
+        self.access_log = access_log
+        self.use_colors = use_colors
+        self.interface = interface
+        self.reload = reload
+        self.reload_delay = reload_delay
+        self.workers = workers if workers is not None else int(os.environ.get("WEB_CONCURRENCY", "1") or 1)
+        self.proxy_headers = proxy_headers
+        self.proxy_protocol = proxy_protocol
+        self.server_header = server_header
+        self.date_header = date_header
+        self.root_path = root_path
+        self.limit_concurrency = limit_concurrency
+        self.limit_max_requests = limit_max_requests
+        self.limit_max_requests_jitter = limit_max_requests_jitter
+        self.backlog = backlog
+        self.timeout_keep_alive = timeout_keep_alive
+        self.timeout_notify = timeout_notify
+        self.timeout_graceful_shutdown = timeout_graceful_shutdown
+        self.timeout_worker_healthcheck = timeout_worker_healthcheck
+        self.callback_notify = callback_notify
+        self.ssl_keyfile = ssl_keyfile
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile_password = ssl_keyfile_password
+        self.ssl_version = ssl_version
+        self.ssl_cert_reqs = ssl_cert_reqs
+        self.ssl_ca_certs = ssl_ca_certs
+        self.ssl_ciphers = ssl_ciphers
+        self.headers: list[tuple[str, str]] = [_split_header(h) for h in headers or []]
+        self.factory = factory
+        self.h11_max_incomplete_event_size = h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        self.app_dir = app_dir
+        self.env_file = env_file
+
+        self.loaded = False
+        self.ssl: ssl.SSLContext | None = None
+        self.loaded_app: Any = None
+        self.http_protocol_class: type[asyncio.Protocol] | None = None
+        self.ws_protocol_class: type[asyncio.Protocol] | None = None
+        self.lifespan_class: type | None = None
+
+        self._validate_numbers()
+        if env_file is not None:
+            self._load_env_file(env_file)
+        self.configure_logging()
+
+        self.reload_dirs: list[Path] = []
+        self.reload_includes: list[str] = []
+        self.reload_excludes: list[str] = []
+        if self.reload:
+            self._resolve_reload_paths(reload_dirs, reload_includes, reload_excludes)
+        elif reload_dirs or reload_includes or reload_excludes:
+            logging.getLogger("squall.error").warning(
+                "--reload-dir, --reload-include and --reload-exclude only take effect with --reload."
+            )
+
+        if self.reload and self.workers > 1:
+            raise ConfigError("--reload and --workers are mutually exclusive: use --reload in development, --workers N in production.")
+
+        if forwarded_allow_ips is None:
+            forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+        if isinstance(forwarded_allow_ips, str):
+            forwarded_allow_ips = [ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()]
+        self.forwarded_allow_ips: list[str] = list(forwarded_allow_ips)
+
+    # -- validation ---------------------------------------------------------
+
+    def _validate_numbers(self) -> None:
+        checks = [
+            ("--port", self.port, 0, 65535),
+            ("--backlog", self.backlog, 1, None),
+            ("--workers", self.workers, 1, None),
+            ("--limit-concurrency", self.limit_concurrency, 1, None),
+            ("--limit-max-requests", self.limit_max_requests, 1, None),
+            ("--limit-max-requests-jitter", self.limit_max_requests_jitter, 0, None),
+            ("--timeout-keep-alive", self.timeout_keep_alive, 0, None),
+            ("--timeout-graceful-shutdown", self.timeout_graceful_shutdown, 0, None),
+            ("--ws-max-size", self.ws_max_size, 1, None),
+            ("--ws-max-queue", self.ws_max_queue, 1, None),
+            ("--h11-max-incomplete-event-size", self.h11_max_incomplete_event_size, 1, None),
+        ]
+        for option, value, low, high in checks:
+            if value is None:
+                continue
+            if value < low or (high is not None and value > high):
+                bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+                raise ConfigError(f"{option} must be {bound}, not {value}")
+
+    @staticmethod
+    def _load_env_file(env_file: str | os.PathLike[str]) -> None:
+        if not os.path.isfile(env_file):
+            raise ConfigError(f"--env-file {os.fspath(env_file)!r} does not exist")
+        try:
+            from dotenv import load_dotenv
+        except ImportError:
+            raise ConfigError("--env-file needs python-dotenv: pip install 'squall[standard]'") from None
+        load_dotenv(dotenv_path=env_file)
+
+    def _resolve_reload_paths(
+        self,
+        reload_dirs: Sequence[str] | str | None,
+        reload_includes: Sequence[str] | str | None,
+        reload_excludes: Sequence[str] | str | None,
+    ) -> None:
+        def as_list(value: Sequence[str] | str | None) -> list[str]:
+            if value is None:
+                return []
+            return [value] if isinstance(value, str) else list(value)
+
+        dirs = as_list(reload_dirs) or [os.getcwd()]
+        for d in dirs:
+            if not os.path.isdir(d):
+                raise ConfigError(f"--reload-dir {d!r} is not a directory")
+        self.reload_dirs = sorted({Path(d).resolve() for d in dirs})
+        self.reload_includes = as_list(reload_includes) or ["*.py"]
+        self.reload_excludes = as_list(reload_excludes) or [".*", ".py[cod]", ".sw.*", "~*", "*~", "*.py[cod]"]
+        for pattern in self.reload_includes:
+            if pattern in self.reload_excludes:
+                self.reload_excludes.remove(pattern)
+
+    # -- derived -------------------------------------------------------------
+
+    @property
+    def is_ssl(self) -> bool:
+        return bool(self.ssl_keyfile or self.ssl_certfile)
+
+    @property
+    def use_subprocess(self) -> bool:
+        return bool(self.reload or self.workers > 1)
+
+    @property
+    def asgi_version(self) -> Literal["2.0", "3.0"]:
+        return "2.0" if self.interface == "asgi2" else "3.0"
+
+    @property
+    def server_header_value(self) -> str:
+        return "squall"
+
+    def configure_logging(self) -> None:
+        logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
+        if self.log_config is not None:
+            if self.log_config == "default":
+                config = default_logging_config(self.use_colors)
+                logging.config.dictConfig(config)
+            elif isinstance(self.log_config, dict):
+                logging.config.dictConfig(self.log_config)
+            else:
+                self._load_log_config_file(str(self.log_config))
+        if self.log_level is not None:
+            level = LOG_LEVELS.get(self.log_level, None) if isinstance(self.log_level, str) else self.log_level
+            if level is None:
+                raise ConfigError(f"--log-level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+            for name in ("squall", "squall.error", "squall.asgi"):
+                logging.getLogger(name).setLevel(level)
+            logging.getLogger("squall.access").setLevel(level)
+        if not self.access_log:
+            access = logging.getLogger("squall.access")
+            access.handlers = []
+            access.propagate = False
+
+    @staticmethod
+    def _load_log_config_file(path: str) -> None:
+        if not os.path.isfile(path):
+            raise ConfigError(f"--log-config {path!r} does not exist")
+        try:
+            if path.endswith(".json"):
+                import json
+
+                with open(path) as f:
+                    logging.config.dictConfig(json.load(f))
+            elif path.endswith((".yaml", ".yml")):
+                try:
+                    import yaml
+                except ImportError:
+                    raise ConfigError("--log-config with YAML needs PyYAML: pip install 'squall[standard]'") from None
+                with open(path) as f:
+                    logging.config.dictConfig(yaml.safe_load(f))
+            else:
+                logging.config.fileConfig(path, disable_existing_loggers=False)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"--log-config {path!r} could not be applied: {exc}") from exc
+
+    # -- loading -------------------------------------------------------------
+
+    def load(self) -> None:
+        """Resolve the app, the implementations and TLS.  Idempotent."""
+        if self.loaded:
+            return
+
+        self.ssl = self._make_ssl_context() if self.is_ssl else None
+
+        self.encoded_headers: list[tuple[bytes, bytes]] = [
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers
+        ]
+        if self.server_header and not any(name == b"server" for name, _ in self.encoded_headers):
+            self.encoded_headers.insert(0, (b"server", self.server_header_value.encode()))
+
+        self.loop = resolve_loop(self.loop) if isinstance(self.loop, str) else self.loop  # type: ignore[assignment]
+        if isinstance(self.http, str):
+            self.http_protocol_class = _load_attr(HTTP_PROTOCOLS[resolve_http(self.http)])
+        else:
+            self.http_protocol_class = self.http
+        if isinstance(self.ws, str):
+            self.ws_name = resolve_ws(self.ws)
+            ws_path = WS_PROTOCOLS[self.ws_name]
+            self.ws_protocol_class = _load_attr(ws_path) if ws_path else None
+        else:
+            self.ws_name = "custom"
+            self.ws_protocol_class = self.ws
+        self.lifespan_class = _load_attr(LIFESPAN[self.lifespan])
+
+        self.loaded_app = self._load_app()
+        self.loaded = True
+
+    def _load_app(self) -> Any:
+        from squall.middleware.asgi2 import ASGI2Middleware
+        from squall.middleware.message_logger import MessageLoggerMiddleware
+        from squall.middleware.proxy_headers import ProxyHeadersMiddleware
+        from squall.middleware.wsgi import WSGIMiddleware
+
+        if self.app_dir is not None and self.app_dir not in sys.path:
+            sys.path.insert(0, self.app_dir)
+        try:
+            app = import_from_string(self.app)
+        except ImportFromStringError as exc:
+            raise ConfigError(str(exc)) from exc
+
+        if self.factory:
+            if not callable(app):
+                raise ConfigError(f"--factory was given, but {self.app!r} is not callable")
+            try:
+                app = app()
+            except Exception as exc:
+                raise ConfigError(f"The app factory {self.app!r} raised {type(exc).__name__}: {exc}") from exc
+        elif inspect.isfunction(app) and _looks_like_factory(app):
+            logging.getLogger("squall.error").warning(
+                "%r takes no arguments: if it is an app factory, pass --factory.", self.app
+            )
+
+        if self.interface == "auto":
+            if inspect.isclass(app):
+                use_asgi3 = hasattr(app, "__await__")
+            elif inspect.isfunction(app):
+                use_asgi3 = inspect.iscoroutinefunction(app)
+            else:
+                call = getattr(app, "__call__", None)
+                use_asgi3 = inspect.iscoroutinefunction(call)
+            self.interface = "asgi3" if use_asgi3 else "asgi2"
+
+        if self.interface == "wsgi":
+            app = WSGIMiddleware(app)
+            self.ws_protocol_class = None
+        elif self.interface == "asgi2":
+            app = ASGI2Middleware(app)
+
+        if logging.getLogger("squall.error").getEffectiveLevel() <= TRACE_LOG_LEVEL:
+            app = MessageLoggerMiddleware(app)
+        if self.proxy_headers:
+            app = ProxyHeadersMiddleware(app, trusted_hosts=self.forwarded_allow_ips)
+        return app
+
+    def _make_ssl_context(self) -> ssl.SSLContext:
+        from squall.tls import create_ssl_context
+
+        return create_ssl_context(
+            certfile=self.ssl_certfile,
+            keyfile=self.ssl_keyfile,
+            password=self.ssl_keyfile_password,
+            ssl_version=self.ssl_version,
+            cert_reqs=self.ssl_cert_reqs,
+            ca_certs=self.ssl_ca_certs,
+            ciphers=self.ssl_ciphers,
+        )
+
+    def setup_event_loop(self) -> None:
+        """Kept for code written against Uvicorn; Squall picks the loop in `Server.run`."""
+
+    def get_loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        return new_event_loop_factory(resolve_loop(self.loop) if isinstance(self.loop, str) else "asyncio")
+
+    def bind_socket(self) -> socket.socket:
+        """Bind the listening socket in this process (used by the supervisors)."""
+        from squall.sockets import bind_socket
+
+        return bind_socket(self)
+
+
+def _looks_like_factory(func: Callable[..., Any]) -> bool:
+    try:
+        return len(inspect.signature(func).parameters) == 0
+    except (TypeError, ValueError):
+        return False

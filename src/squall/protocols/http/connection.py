@@ -1,0 +1,409 @@
+"""An HTTP/1.1 connection, whatever parser reads its bytes.
+
+A parser implementation subclasses `HTTPConnection`, turns bytes into calls
+to `on_request_head`, `on_body`, `on_request_end` and `on_parse_error`, and
+implements `resume_parsing`.  Everything else — keep-alive, pipelining,
+back-pressure, upgrades, limits, shutdown, error responses — lives here once.
+
+Connection states, as the attributes show them:
+- idle: no cycle running, nothing pipelined; `idle_since` is the loop time the
+  idle period began, and the server closes it after `--timeout-keep-alive`.
+  A new connection counts as idle until its first request head is complete,
+  so a client that trickles its headers is timed out too.
+- busy: `cycle` is the request whose response is being written; later
+  requests already parsed wait in `pipeline`.
+- closing: the transport is closing; nothing more is parsed or written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from squall.protocols.http.cycle import RequestResponseCycle
+from squall.protocols.http.flow_control import FlowControl
+from squall.protocols.http.response import simple_response
+from squall.protocols.utils import get_local_addr, get_remote_addr, is_ssl, tls_extension
+
+if TYPE_CHECKING:
+    from squall.config import Config
+    from squall.server import ServerState
+
+logger = logging.getLogger("squall.error")
+access_logger = logging.getLogger("squall.access")
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+ASGI2_VERSION = {"version": "2.0", "spec_version": "2.4"}
+
+_SPECIAL_REQUEST_HEADERS = frozenset(
+    (b"connection", b"content-length", b"transfer-encoding", b"expect", b"upgrade")
+)
+
+
+class BadRequest(Exception):
+    """The request cannot be served; answered with `status` and the connection closed."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RequestHead:
+    """What was read of a request before its body, in wire form, for upgrades."""
+
+    __slots__ = ("method", "target", "http_version", "headers")
+
+    def __init__(self, method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]]) -> None:
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+
+    def serialize(self) -> bytes:
+        lines = [b"%s %s HTTP/%s\r\n" % (self.method, self.target, self.http_version.encode())]
+        lines.extend(name + b": " + value + b"\r\n" for name, value in self.headers)
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+
+async def _service_unavailable(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = b"Service Unavailable"
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body)), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class HTTPConnection(asyncio.Protocol):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if not config.loaded:
+            config.load()
+        self.config = config
+        self.app = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.server_state = server_state
+        self.app_state = app_state
+        self.root_path = config.root_path
+        self.limit_concurrency = config.limit_concurrency
+        self.ws_protocol_class = config.ws_protocol_class
+        self.access_log = access_logger.hasHandlers() and access_logger.isEnabledFor(logging.INFO)
+        self.asgi_version = ASGI2_VERSION if config.interface == "asgi2" else ASGI_VERSION
+
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.flow: FlowControl = None  # type: ignore[assignment]
+        self.server: tuple[str, int | None] | None = None
+        self.client: tuple[str, int] | None = None
+        self.scheme = "http"
+        self.extensions: dict[str, Any] = {}
+
+        self.cycle: RequestResponseCycle | None = None
+        self.pipeline: deque[tuple[RequestResponseCycle, Any]] = deque()
+        # The cycle whose body the parser is reading (the newest one).
+        self.parsing: RequestResponseCycle | None = None
+        self.idle_since: float | None = None
+        self.closing = False
+        self._pending_error: tuple[int, str] | None = None
+
+    # -- asyncio.Protocol --------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.flow = FlowControl(self.transport)
+        self.server = get_local_addr(transport)
+        if self.client is None:  # a PROXY protocol header may have set it already
+            self.client = get_remote_addr(transport)
+        if is_ssl(transport):
+            self.scheme = "https"
+            tls = tls_extension(transport)
+            if tls is not None:
+                self.extensions = {"tls": tls}
+        self.server_state.connections.add(self)
+        self.idle_since = self.loop.time()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server_state.connections.discard(self)
+        self.closing = True
+        for cycle in self._cycles():
+            cycle.disconnected = True
+            cycle.wake()
+        self.pipeline.clear()
+        self.parsing = None
+        if self.flow is not None:
+            self.flow.resume_writing()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    def _cycles(self) -> list[RequestResponseCycle]:
+        cycles = [c for c, _ in self.pipeline]
+        if self.cycle is not None:
+            cycles.insert(0, self.cycle)
+        if self.parsing is not None and self.parsing not in cycles:
+            cycles.append(self.parsing)
+        return cycles
+
+    # -- called by the server --------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close when idle, else after the current response."""
+        if self.cycle is None:
+            self.close_transport()
+        else:
+            self.cycle.keep_alive = False
+            self.pipeline.clear()
+
+    def close_idle(self) -> None:
+        if self.cycle is None and not self.pipeline:
+            self.close_transport()
+
+    def abort(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.abort()
+
+    def close_transport(self) -> None:
+        self.closing = True
+        self.idle_since = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def write(self, data: bytes) -> None:
+        if not self.closing:
+            self.transport.write(data)
+
+    def log_access(self, scope: dict[str, Any], status: int) -> None:
+        client = scope.get("client")
+        client_text = f"{client[0]}:{client[1]}" if client else "-"
+        path = scope["path"]
+        if scope["query_string"]:
+            path += "?" + scope["query_string"].decode("ascii", "replace")
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d', client_text, scope["method"], path, scope["http_version"], status
+        )
+
+    # -- parser events ----------------------------------------------------------
+
+    def on_request_head(
+        self, method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]]
+    ) -> bool:
+        """A request head was parsed; start or queue its cycle.
+
+        Returns True when the connection was handed to a WebSocket protocol:
+        the parser must then stop and pass what it has not read to
+        `upgrade`.  Raises `BadRequest` for a request that cannot be served.
+        """
+        self.idle_since = None
+        connection_tokens = b""
+        content_length: bytes | None = None
+        chunked = False
+        expect_100 = False
+        upgrade: bytes | None = None
+        for name, value in headers:
+            if name in _SPECIAL_REQUEST_HEADERS:
+                if name == b"content-length":
+                    if content_length is not None and content_length != value:
+                        raise BadRequest("Conflicting Content-Length headers.")
+                    if not value.isdigit():
+                        raise BadRequest("Invalid Content-Length header.")
+                    content_length = value
+                elif name == b"transfer-encoding":
+                    # RFC 9112 6.3: chunked must be the final coding, else 400.
+                    if value.rsplit(b",", 1)[-1].strip().lower() != b"chunked":
+                        raise BadRequest("Unsupported Transfer-Encoding.")
+                    chunked = True
+                elif name == b"connection":
+                    connection_tokens += b"," + value.lower()
+                elif name == b"expect":
+                    expect_100 = value.lower() == b"100-continue"
+                else:
+                    upgrade = value.lower()
+        if content_length is not None and chunked:
+            raise BadRequest("Both Content-Length and Transfer-Encoding were sent.")
+
+        if http_version == "1.1":
+            keep_alive = b"close" not in connection_tokens
+        else:
+            keep_alive = b"keep-alive" in connection_tokens
+            expect_100 = False
+
+        if upgrade is not None and b"upgrade" in connection_tokens and upgrade == b"websocket":
+            if self.ws_protocol_class is not None:
+                return True
+            _warn_no_websockets()
+
+        scope = self._build_scope(method, target, http_version, headers)
+        has_body = chunked or (content_length is not None and content_length.strip(b"0") != b"")
+        cycle = RequestResponseCycle(scope, self, keep_alive, expect_100 and has_body, has_body)
+        self.server_state.total_requests += 1
+
+        app = self.app
+        limit = self.limit_concurrency
+        if limit is not None and (
+            len(self.server_state.connections) > limit or len(self.server_state.tasks) >= limit
+        ):
+            app = _service_unavailable
+            logger.warning("Exceeded concurrency limit.")
+
+        self.parsing = cycle
+        if self.cycle is None:
+            self._start(cycle, app)
+        else:
+            # Pipelined: answered in order, after the current response.  Stop
+            # reading until then, so a client cannot queue without bound.
+            self.pipeline.append((cycle, app))
+            self.flow.pause_reading()
+        return False
+
+    def _build_scope(
+        self, method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]]
+    ) -> dict[str, Any]:
+        raw_path, _, query = target.partition(b"?")
+        if not raw_path.startswith(b"/"):
+            raw_path = _origin_path(raw_path)
+        try:
+            path = raw_path.decode("ascii")
+        except UnicodeDecodeError:
+            raise BadRequest("Invalid characters in the request target.") from None
+        if "%" in path:
+            path = unquote(path)
+        root_path = self.root_path
+        if root_path:
+            path = root_path + path
+            raw_path = root_path.encode("ascii") + raw_path
+        return {
+            "type": "http",
+            "asgi": self.asgi_version,
+            "http_version": http_version,
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": method.decode("ascii"),
+            "root_path": root_path,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": headers,
+            "state": self.app_state.copy(),
+            "extensions": self.extensions,
+        }
+
+    def on_body(self, data: bytes) -> None:
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.feed_body(data)
+
+    def on_request_end(self) -> None:
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.end_body()
+
+    def on_parse_error(self, status: int, message: str) -> None:
+        """Malformed input: answer with `status` once the current response is out, then close."""
+        logger.warning("Invalid HTTP request received: %s", message)
+        self.flow.pause_reading()
+        if self.cycle is None:
+            self._send_error_and_close(status, message)
+        else:
+            self._pending_error = (status, message)
+            self.cycle.keep_alive = False
+            self.pipeline.clear()
+
+    def _send_error_and_close(self, status: int, message: str) -> None:
+        reason = {400: "Invalid HTTP request received.", 431: "Request header fields too large."}.get(
+            status, message
+        )
+        self.write(simple_response(status, reason, self.server_state.default_headers))
+        self.close_transport()
+
+    # -- the request cycle -------------------------------------------------------
+
+    def _start(self, cycle: RequestResponseCycle, app: Any) -> None:
+        self.cycle = cycle
+        task = self.loop.create_task(cycle.run_asgi(app))
+        tasks = self.server_state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def on_response_complete(self, cycle: RequestResponseCycle) -> None:
+        if self.closing:
+            return
+        # A client that asked for 100-continue and was answered without it
+        # never sends that body; the connection cannot be reused safely.
+        if not cycle.keep_alive or cycle.waiting_for_100_continue and cycle.more_body:
+            self.close_transport()
+            return
+        self.cycle = None
+        if self.pipeline:
+            next_cycle, app = self.pipeline.popleft()
+            self._start(next_cycle, app)
+            if not self.pipeline:
+                self.flow.resume_reading()
+                self.resume_parsing()
+            return
+        if self._pending_error is not None:
+            self._send_error_and_close(*self._pending_error)
+            return
+        if self.config.timeout_keep_alive <= 0:
+            self.close_transport()
+            return
+        self.idle_since = self.loop.time()
+        self.flow.resume_reading()
+        self.resume_parsing()
+
+    def resume_parsing(self) -> None:
+        """Parse input held back while a response was pending (h11 holds pipelined data)."""
+
+    # -- upgrades ------------------------------------------------------------------
+
+    def upgrade(self, head: RequestHead, trailing: bytes) -> None:
+        """Hand the connection to the WebSocket protocol, replaying the request to it."""
+        assert self.ws_protocol_class is not None
+        self.server_state.connections.discard(self)
+        protocol = self.ws_protocol_class(  # type: ignore[call-arg]
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.app_state,
+            _loop=self.loop,
+        )
+        if self.client is not None and hasattr(protocol, "client"):
+            protocol.client = self.client  # type: ignore[attr-defined]
+        protocol.connection_made(self.transport)
+        protocol.data_received(head.serialize() + trailing)
+        self.transport.set_protocol(protocol)
+
+
+def _origin_path(target: bytes) -> bytes:
+    """The path of an absolute-form target (RFC 9112 3.2.2), or the target itself."""
+    if target == b"*":
+        return target
+    scheme_end = target.find(b"://")
+    if scheme_end == -1:
+        raise BadRequest("Invalid request target.")
+    slash = target.find(b"/", scheme_end + 3)
+    return target[slash:] if slash != -1 else b"/"
+
+
+_warned_no_websockets = False
+
+
+def _warn_no_websockets() -> None:
+    global _warned_no_websockets
+    if not _warned_no_websockets:
+        _warned_no_websockets = True
+        logger.warning(
+            "A WebSocket upgrade request was served as plain HTTP: no WebSocket implementation is enabled"
+            " (install 'websockets' or 'wsproto', or drop --ws none)."
+        )

@@ -1,0 +1,88 @@
+"""HTTP/1.1 parsed by h11: the pure-Python implementation.
+
+h11 is used as the request parser only; responses are written by the shared
+code in `response.py`, so both implementations frame responses alike.  h11
+keeps a per-request state machine that expects to see our response too, so
+after each request a fresh `h11.Connection` takes over what was left unread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import h11
+
+from squall.protocols.http.connection import BadRequest, HTTPConnection, RequestHead
+
+if TYPE_CHECKING:
+    from squall.config import Config
+    from squall.server import ServerState
+
+
+class H11Protocol(HTTPConnection):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.max_head_size = config.h11_max_incomplete_event_size
+        self.parser = self._new_parser(b"")
+
+    def _new_parser(self, data: bytes) -> h11.Connection:
+        parser = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        if data:
+            parser.receive_data(data)
+        return parser
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.receive_data(data)
+        self._parse()
+
+    def resume_parsing(self) -> None:
+        if not self.closing:
+            self._parse()
+
+    def _parse(self) -> None:
+        # Stop once a request is queued behind the running one: the rest
+        # waits in h11's buffer (and reading is paused) until its turn.
+        while not self.closing and not self.pipeline:
+            try:
+                event = self.parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                status = exc.error_status_hint
+                if status == 431 and b"\r\n" not in self.parser.trailing_data[0]:
+                    status = 400  # the request line alone is too long
+                self.on_parse_error(status, str(exc))
+                return
+            event_type = type(event)
+            if event_type is h11.Data:
+                self.on_body(bytes(event.data))  # type: ignore[union-attr]
+            elif event_type is h11.Request:
+                if self._on_request(event):  # type: ignore[arg-type]
+                    return
+            elif event_type is h11.EndOfMessage:
+                self.on_request_end()
+                # h11 would wait for our response before the next request;
+                # a fresh parser reads it instead, from what is left.
+                self.parser = self._new_parser(self.parser.trailing_data[0])
+            else:  # NEED_DATA, or ConnectionClosed (the transport closes itself)
+                return
+
+    def _on_request(self, event: h11.Request) -> bool:
+        headers = list(event.headers)
+        http_version = event.http_version.decode("ascii")
+        try:
+            upgrade = self.on_request_head(event.method, event.target, http_version, headers)
+        except BadRequest as exc:
+            self.on_parse_error(exc.status, str(exc))
+            return True
+        if upgrade:
+            # The handshake has no body: take everything after the head as is.
+            trailing = self.parser.trailing_data[0]
+            self.upgrade(RequestHead(event.method, event.target, http_version, headers), trailing)
+            return True
+        return False

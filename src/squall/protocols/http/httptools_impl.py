@@ -1,0 +1,112 @@
+"""HTTP/1.1 parsed by httptools (llhttp, in C): the fast implementation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+from squall.protocols.http.connection import BadRequest, HTTPConnection, RequestHead
+
+if TYPE_CHECKING:
+    from squall.config import Config
+    from squall.server import ServerState
+
+
+class HttpToolsProtocol(HTTPConnection):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.parser = httptools.HttpRequestParser(self)
+        self.max_head_size = config.h11_max_incomplete_event_size
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        # Bytes of the request head read so far, or -1 between heads.  llhttp
+        # has no size limit of its own, so the limit is kept here.
+        self._head_size = -1
+        self._upgrade_head: RequestHead | None = None
+
+    def data_received(self, data: bytes) -> None:
+        in_head = self._head_size >= 0
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._on_upgrade(data[exc.args[0] :])
+            return
+        except httptools.HttpParserCallbackError as exc:
+            error = exc.__context__
+            if isinstance(error, BadRequest):
+                self.on_parse_error(error.status, str(error))
+                return
+            raise
+        except httptools.HttpParserError as exc:
+            self.on_parse_error(400, str(exc))
+            return
+        if in_head and self._head_size >= 0:
+            # The whole chunk continued an unfinished head; a head that began
+            # within this chunk is counted by the callbacks below.
+            self._head_size += len(data)
+            self._check_head_size()
+
+    def _check_head_size(self) -> None:
+        if self._head_size > self.max_head_size:
+            if self._headers:
+                raise_status = 431
+            else:
+                raise_status = 400
+            self._head_size = -1
+            self.on_parse_error(raise_status, "The request head is larger than --h11-max-incomplete-event-size.")
+
+    def _on_upgrade(self, trailing: bytes) -> None:
+        head, self._upgrade_head = self._upgrade_head, None
+        if head is not None:
+            self.upgrade(head, trailing)
+        elif trailing and not self.closing:
+            # An upgrade we don't do (h2c, or WebSockets disabled): the request
+            # was served as plain HTTP, so go on parsing what follows it.
+            self.data_received(trailing)
+
+    # -- httptools callbacks ---------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_size += len(url)
+        if self._head_size > self.max_head_size:
+            raise BadRequest("The request line is longer than --h11-max-incomplete-event-size.", 400)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self.max_head_size:
+            raise BadRequest("The request headers are larger than --h11-max-incomplete-event-size.", 431)
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self._head_size = -1
+        parser = self.parser
+        method = parser.get_method()
+        http_version = parser.get_http_version()
+        if http_version not in ("1.1", "1.0"):
+            raise BadRequest(f"Unsupported HTTP version {http_version}.", 505)
+        if self.on_request_head(method, self._url, http_version, self._headers):
+            self._upgrade_head = RequestHead(method, self._url, http_version, self._headers)
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.feed_body(body)
+
+    def on_message_complete(self) -> None:
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.end_body()

@@ -1,0 +1,309 @@
+"""Running a server: sockets, the event loop, signals and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from squall.config import Config
+from squall.sockets import describe_socket
+
+if TYPE_CHECKING:
+    from squall.lifespan import LifespanOff, LifespanOn
+
+logger = logging.getLogger("squall.error")
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How often the server wakes to refresh the Date header, sweep idle
+# connections and check for a requested exit.
+TICK_SECONDS = 0.1
+# Idle connections are swept at this interval rather than each getting a
+# timer per request: keep-alive costs nothing on the request path.
+IDLE_SWEEP_TICKS = 5
+
+
+class ServerState:
+    """What every connection of one server shares.
+
+    `default_headers` is the block of response headers (Server, Date, any
+    `--header`) already encoded, refreshed once a second by the server.
+    """
+
+    __slots__ = ("total_requests", "connections", "tasks", "default_headers", "default_header_names")
+
+    def __init__(self) -> None:
+        self.total_requests = 0
+        self.connections: set[Any] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.default_headers = b""
+        self.default_header_names: frozenset[bytes] = frozenset()
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.server_state = ServerState()
+        self.started = False
+        self.should_exit = False
+        self.force_exit = False
+        self.servers: list[asyncio.AbstractServer] = []
+        self.lifespan: LifespanOn | LifespanOff | None = None
+        self._last_notified = 0.0
+        self._max_requests: int | None = None
+
+    # -- entry points --------------------------------------------------------
+
+    def run(self, sockets: Sequence[socket.socket] | None = None) -> None:
+        """Run until told to exit, in a new event loop of the configured kind."""
+        factory = self.config.get_loop_factory()
+        if sys.version_info >= (3, 11):
+            with asyncio.Runner(loop_factory=factory) as runner:
+                runner.run(self.serve(sockets=sockets))
+        else:  # pragma: no cover - Python 3.10
+            loop = factory() if factory else asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.serve(sockets=sockets))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    async def serve(self, sockets: Sequence[socket.socket] | None = None) -> None:
+        """Serve inside an already running event loop."""
+        self.config.load()
+        self.lifespan = self.config.lifespan_class(self.config)  # type: ignore[misc]
+        restore = self._install_signal_handlers()
+        try:
+            logger.info("Started server process [%d]", os.getpid())
+            await self.startup(sockets=sockets)
+            if self.should_exit:
+                return
+            await self.main_loop()
+            await self.shutdown(sockets=sockets)
+            logger.info("Finished server process [%d]", os.getpid())
+        finally:
+            restore()
+
+    # -- signals -------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            # Signals can only be caught in the main thread (e.g. tests that
+            # run the server in a thread set `should_exit` instead).
+            return lambda: None
+        loop = asyncio.get_running_loop()
+        installed: list[int] = []
+        try:
+            for sig in HANDLED_SIGNALS:
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+                installed.append(sig)
+        except NotImplementedError:  # pragma: no cover - Windows
+            for sig in HANDLED_SIGNALS:
+                signal.signal(sig, self.handle_exit)
+
+        def restore() -> None:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+        return restore
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+    # -- startup -------------------------------------------------------------
+
+    async def startup(self, sockets: Sequence[socket.socket] | None = None) -> None:
+        assert self.lifespan is not None
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            self.should_exit = True
+            return
+
+        config = self.config
+        loop = asyncio.get_running_loop()
+        self._refresh_default_headers()
+        if config.limit_max_requests is not None:
+            self._max_requests = config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
+        protocol_factory = functools.partial(
+            config.http_protocol_class,  # type: ignore[arg-type]
+            config=config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+        )
+        if config.proxy_protocol:
+            from squall.protocols.proxy_reader import ProxyProtocolReader
+
+            protocol_factory = functools.partial(ProxyProtocolReader, protocol_factory)
+
+        try:
+            if sockets is not None:
+                for sock in sockets:
+                    self.servers.append(
+                        await loop.create_server(protocol_factory, sock=sock, ssl=config.ssl, backlog=config.backlog)
+                    )
+            elif config.fd is not None or config.uds is not None:
+                sock = config.bind_socket()
+                self.servers.append(
+                    await loop.create_server(protocol_factory, sock=sock, ssl=config.ssl, backlog=config.backlog)
+                )
+            else:
+                self.servers.append(
+                    await loop.create_server(
+                        protocol_factory,
+                        host=config.host,
+                        port=config.port,
+                        ssl=config.ssl,
+                        backlog=config.backlog,
+                        reuse_address=True,
+                    )
+                )
+        except OSError as exc:
+            from squall.sockets import format_host_port
+
+            where = config.uds or (f"fd {config.fd}" if config.fd is not None else format_host_port(config.host, config.port))
+            logger.error("Could not listen on %s: %s", where, exc.strerror or exc)
+            await self.lifespan.shutdown()
+            self.should_exit = True
+            return
+        except Exception as exc:
+            from squall.config import ConfigError
+
+            if not isinstance(exc, ConfigError):
+                raise
+            logger.error("%s", exc)
+            await self.lifespan.shutdown()
+            self.should_exit = True
+            return
+
+        if sockets is None:
+            self._log_started_message()
+        self.started = True
+
+    @property
+    def listening_sockets(self) -> list[socket.socket]:
+        return [sock for server in self.servers for sock in server.sockets]  # type: ignore[misc]
+
+    @property
+    def port(self) -> int | None:
+        """The TCP port actually bound (useful with `port=0`)."""
+        for sock in self.listening_sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                return sock.getsockname()[1]
+        return None
+
+    def _log_started_message(self) -> None:
+        config = self.config
+        seen: list[str] = []
+        for sock in self.listening_sockets:
+            where = describe_socket(sock, config.is_ssl)
+            if where not in seen:
+                seen.append(where)
+        for where in seen:
+            colour = click.style(where, bold=True)
+            logger.info(
+                "Squall running on %s (Press CTRL+C to quit)",
+                where,
+                extra={"color_message": f"Squall running on {colour} (Press CTRL+C to quit)"},
+            )
+
+    # -- main loop -----------------------------------------------------------
+
+    async def main_loop(self) -> None:
+        ticks = 0
+        while not await self._on_tick(ticks):
+            ticks += 1
+            await asyncio.sleep(TICK_SECONDS)
+
+    async def _on_tick(self, ticks: int) -> bool:
+        now = time.time()
+        if int(now) != int(now - TICK_SECONDS) or ticks == 0:
+            self._refresh_default_headers(now)
+        if ticks % IDLE_SWEEP_TICKS == 0:
+            self._close_idle_connections()
+
+        if self.config.callback_notify is not None and now - self._last_notified > self.config.timeout_notify:
+            self._last_notified = now
+            await self.config.callback_notify()
+
+        if self.should_exit:
+            return True
+        if self._max_requests is not None and self.server_state.total_requests >= self._max_requests:
+            logger.warning("Maximum request limit of %d exceeded. Terminating process.", self._max_requests)
+            return True
+        return False
+
+    def _refresh_default_headers(self, now: float | None = None) -> None:
+        headers = list(self.config.encoded_headers)
+        if self.config.date_header:
+            headers.insert(0, (b"date", formatdate(now, usegmt=True).encode()))
+        self.server_state.default_headers = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        self.server_state.default_header_names = frozenset(name for name, _ in headers)
+
+    def _close_idle_connections(self) -> None:
+        timeout = self.config.timeout_keep_alive
+        now = asyncio.get_running_loop().time()
+        for connection in list(self.server_state.connections):
+            idle_since = getattr(connection, "idle_since", None)
+            if idle_since is not None and now - idle_since >= timeout:
+                connection.close_idle()
+
+    # -- shutdown ------------------------------------------------------------
+
+    async def shutdown(self, sockets: Sequence[socket.socket] | None = None) -> None:
+        logger.info("Shutting down")
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+
+        # Idle connections close now; busy ones after their current response.
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+
+        try:
+            await asyncio.wait_for(self._wait_for_connections(), timeout=self.config.timeout_graceful_shutdown)
+        except asyncio.TimeoutError:
+            logger.error(
+                "Cancelling %d running task(s): the graceful shutdown timeout of %ss was exceeded.",
+                len(self.server_state.tasks),
+                self.config.timeout_graceful_shutdown,
+            )
+            for task in list(self.server_state.tasks):
+                task.cancel()
+            for connection in list(self.server_state.connections):
+                connection.abort()
+
+        if self.force_exit:
+            return
+        assert self.lifespan is not None
+        await self.lifespan.shutdown()
+
+    async def _wait_for_connections(self) -> None:
+        if self.server_state.connections and not self.force_exit:
+            logger.info("Waiting for connections to close. (CTRL+C to force quit)")
+            while self.server_state.connections and not self.force_exit:
+                await asyncio.sleep(TICK_SECONDS)
+        if self.server_state.tasks and not self.force_exit:
+            logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
+            while self.server_state.tasks and not self.force_exit:
+                await asyncio.sleep(TICK_SECONDS)
+        if not self.force_exit:
+            for server in self.servers:
+                await server.wait_closed()

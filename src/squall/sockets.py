@@ -1,0 +1,75 @@
+"""Binding listening sockets: TCP (IPv4, IPv6, names), Unix sockets, inherited fds."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from squall.config import Config
+
+logger = logging.getLogger("squall.error")
+
+
+def bind_socket(config: Config) -> socket.socket:
+    from squall.config import ConfigError
+
+    if config.fd is not None:
+        try:
+            sock = socket.socket(fileno=config.fd)
+        except OSError as exc:
+            raise ConfigError(f"--fd {config.fd} is not an open socket: {exc.strerror}") from exc
+        sock.setblocking(False)
+        return sock
+
+    if config.uds:
+        path = config.uds
+        if os.path.exists(path):
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                raise ConfigError(f"--uds {path!r} exists and is not a socket")
+            os.unlink(path)  # a stale socket from an earlier run
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            os.chmod(path, 0o666)
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"Could not bind to the Unix socket {path!r}: {exc.strerror}") from exc
+        sock.listen(config.backlog)
+        sock.setblocking(False)
+        return sock
+
+    try:
+        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {config.host!r} could not be resolved: {exc.strerror}") from exc
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        # Listen on IPv6 only when asked for an IPv6 address, like the host says.
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"Could not bind to {format_host_port(config.host, config.port)}: {exc.strerror}") from exc
+    sock.listen(config.backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def format_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def describe_socket(sock: socket.socket, is_ssl: bool) -> str:
+    """A URL-like description of where a bound socket listens, for the startup log."""
+    scheme = "https" if is_ssl else "http"
+    if sock.family == socket.AF_UNIX:
+        return f"{scheme} on unix socket {sock.getsockname()}"
+    host, port = sock.getsockname()[:2]
+    return f"{scheme}://{format_host_port(host, port)}"
