@@ -211,7 +211,7 @@ class Config:
         self.interface = interface
         self.reload = reload
         self.reload_delay = reload_delay
-        self.workers = workers if workers is not None else int(os.environ.get("WEB_CONCURRENCY", "1") or 1)
+        self.workers = workers if workers is not None else 1
         self.proxy_headers = proxy_headers
         self.proxy_protocol = proxy_protocol
         self.server_header = server_header
@@ -241,15 +241,19 @@ class Config:
 
         self.loaded = False
         self.ssl: ssl.SSLContext | None = None
+        # With --proxy-protocol the TLS context lives here instead of in `ssl`.
+        self.proxy_protocol_ssl: ssl.SSLContext | None = None
         self.loaded_app: Any = None
         self.http_protocol_class: type[asyncio.Protocol] | None = None
         self.ws_protocol_class: type[asyncio.Protocol] | None = None
         self.lifespan_class: type | None = None
 
-        self._validate_numbers()
+        self.configure_logging()
         if env_file is not None:
             self._load_env_file(env_file)
-        self.configure_logging()
+        if workers is None:
+            self.workers = self._workers_from_environment()
+        self._validate_numbers()
 
         self.reload_dirs: list[Path] = []
         self.reload_includes: list[str] = []
@@ -292,6 +296,16 @@ class Config:
             if value < low or (high is not None and value > high):
                 bound = f"between {low} and {high}" if high is not None else f"at least {low}"
                 raise ConfigError(f"{option} must be {bound}, not {value}")
+
+    @staticmethod
+    def _workers_from_environment() -> int:
+        value = os.environ.get("WEB_CONCURRENCY", "").strip()
+        if not value:
+            return 1
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"$WEB_CONCURRENCY must be a number of workers, not {value!r}") from None
 
     @staticmethod
     def _load_env_file(env_file: str | os.PathLike[str]) -> None:
@@ -397,6 +411,11 @@ class Config:
             return
 
         self.ssl = self._make_ssl_context() if self.is_ssl else None
+        if self.proxy_protocol and self.ssl is not None:
+            # The PROXY header comes before the TLS handshake on the wire: the
+            # listener stays plain TCP and squall.protocols.proxy_reader starts
+            # TLS once it has read the header.
+            self.proxy_protocol_ssl, self.ssl = self.ssl, None
 
         self.encoded_headers: list[tuple[bytes, bytes]] = [
             (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers

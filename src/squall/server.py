@@ -215,13 +215,9 @@ class Server:
             where = describe_socket(sock, config.is_ssl)
             if where not in seen:
                 seen.append(where)
+        coloured = "Squall running on " + click.style("%s", bold=True) + " (Press CTRL+C to quit)"
         for where in seen:
-            colour = click.style(where, bold=True)
-            logger.info(
-                "Squall running on %s (Press CTRL+C to quit)",
-                where,
-                extra={"color_message": f"Squall running on {colour} (Press CTRL+C to quit)"},
-            )
+            logger.info("Squall running on %s (Press CTRL+C to quit)", where, extra={"color_message": coloured})
 
     # -- main loop -----------------------------------------------------------
 

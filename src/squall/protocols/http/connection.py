@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -37,6 +38,9 @@ access_logger = logging.getLogger("squall.access")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 ASGI2_VERSION = {"version": "2.0", "spec_version": "2.4"}
+
+# What a request line adds to its method and target: b" " + b" HTTP/1.1" + b"\r\n".
+REQUEST_LINE_OVERHEAD = 12
 
 _SPECIAL_REQUEST_HEADERS = frozenset(
     (b"connection", b"content-length", b"transfer-encoding", b"expect", b"upgrade")
@@ -110,7 +114,10 @@ class HTTPConnection(asyncio.Protocol):
         self.parsing: RequestResponseCycle | None = None
         self.idle_since: float | None = None
         self.closing = False
-        self._pending_error: tuple[int, str] | None = None
+        # A malformed request was read while earlier ones were still being
+        # answered: (status, message) of the error response owed after them.
+        self.pending_error: tuple[int, str] | None = None
+        self.max_head_size = config.h11_max_incomplete_event_size
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -206,12 +213,20 @@ class HTTPConnection(asyncio.Protocol):
         `upgrade`.  Raises `BadRequest` for a request that cannot be served.
         """
         self.idle_since = None
+        if http_version != "1.1" and http_version != "1.0":
+            raise BadRequest(f"Unsupported HTTP version {http_version}.", 505)
+        # The head size limit, counted alike whichever parser read it (and
+        # however the bytes arrived): request line, then each header line.
+        head_size = len(method) + len(target) + REQUEST_LINE_OVERHEAD
+        if head_size > self.max_head_size:
+            raise BadRequest("The request line is longer than --h11-max-incomplete-event-size.", 400)
         connection_tokens = b""
         content_length: bytes | None = None
         chunked = False
         expect_100 = False
         upgrade: bytes | None = None
         for name, value in headers:
+            head_size += len(name) + len(value) + 4
             if name in _SPECIAL_REQUEST_HEADERS:
                 if name == b"content-length":
                     if content_length is not None and content_length != value:
@@ -230,6 +245,8 @@ class HTTPConnection(asyncio.Protocol):
                     expect_100 = value.lower() == b"100-continue"
                 else:
                     upgrade = value.lower()
+        if head_size + 2 > self.max_head_size:
+            raise BadRequest("The request head is larger than --h11-max-incomplete-event-size.", 431)
         if content_length is not None and chunked:
             raise BadRequest("Both Content-Length and Transfer-Encoding were sent.")
 
@@ -310,22 +327,55 @@ class HTTPConnection(asyncio.Protocol):
         if cycle is not None:
             cycle.end_body()
 
+    def head_overflow_status(self, method: bytes, target: bytes) -> int:
+        """The status for an unfinished head over the size limit, given what was read of its request line.
+
+        The same rule as for a complete head: 400 when the request line
+        alone is too long, else 431 (the headers are).
+        """
+        if len(method) + len(target) + REQUEST_LINE_OVERHEAD > self.max_head_size:
+            return 400
+        return 431
+
     def on_parse_error(self, status: int, message: str) -> None:
-        """Malformed input: answer with `status` once the current response is out, then close."""
+        """Malformed input: answer with `status` after the requests before it, then close.
+
+        Nothing more is read.  Requests parsed completely before the error
+        are still answered, in order; one whose body the error cut short
+        cannot be: if its app is running, it sees `http.disconnect`.
+        """
+        if self.closing or self.pending_error is not None:
+            return
         logger.warning("Invalid HTTP request received: %s", message)
         self.flow.pause_reading()
+        self.pending_error = (status, message)
+        broken, self.parsing = self.parsing, None
+        if broken is not None and broken.more_body and not broken.response_complete:
+            broken.more_body = False
+            if broken is self.cycle:
+                broken.disconnected = True  # its app's receive() now says so; its sends are dropped
+                broken.wake()
+                if broken.response_started:
+                    self.close_transport()  # a response is half-written: the error cannot follow it
+                    return
+                self._send_error_and_close(status, message)
+                return
+            self.pipeline = deque(entry for entry in self.pipeline if entry[0] is not broken)
         if self.cycle is None:
             self._send_error_and_close(status, message)
-        else:
-            self._pending_error = (status, message)
-            self.cycle.keep_alive = False
-            self.pipeline.clear()
 
     def _send_error_and_close(self, status: int, message: str) -> None:
-        reason = {400: "Invalid HTTP request received.", 431: "Request header fields too large."}.get(
-            status, message
-        )
-        self.write(simple_response(status, reason, self.server_state.default_headers))
+        # The parser's message goes to the log only: the client gets a fixed text.
+        if status == 400:
+            body = "Invalid HTTP request received."
+        elif status == 431:
+            body = "Request header fields too large."
+        else:
+            try:
+                body = HTTPStatus(status).phrase + "."
+            except ValueError:
+                body = "Invalid HTTP request."
+        self.write(simple_response(status, body, self.server_state.default_headers))
         self.close_transport()
 
     # -- the request cycle -------------------------------------------------------
@@ -340,21 +390,19 @@ class HTTPConnection(asyncio.Protocol):
     def on_response_complete(self, cycle: RequestResponseCycle) -> None:
         if self.closing:
             return
-        # A client that asked for 100-continue and was answered without it
-        # never sends that body; the connection cannot be reused safely.
-        if not cycle.keep_alive or cycle.waiting_for_100_continue and cycle.more_body:
+        if not cycle.keep_alive:
             self.close_transport()
             return
         self.cycle = None
         if self.pipeline:
             next_cycle, app = self.pipeline.popleft()
             self._start(next_cycle, app)
-            if not self.pipeline:
+            if not self.pipeline and self.pending_error is None:
                 self.flow.resume_reading()
                 self.resume_parsing()
             return
-        if self._pending_error is not None:
-            self._send_error_and_close(*self._pending_error)
+        if self.pending_error is not None:
+            self._send_error_and_close(*self.pending_error)
             return
         if self.config.timeout_keep_alive <= 0:
             self.close_transport()
@@ -362,6 +410,15 @@ class HTTPConnection(asyncio.Protocol):
         self.idle_since = self.loop.time()
         self.flow.resume_reading()
         self.resume_parsing()
+
+    def body_consumed(self, cycle: RequestResponseCycle) -> None:
+        """The app took all that was buffered of `cycle`'s body: read on, if that was what paused reading.
+
+        Reading also pauses while pipelined requests wait their turn and
+        after a parse error; the app reading its body must not undo those.
+        """
+        if cycle is self.parsing and not self.pipeline and self.pending_error is None and not self.closing:
+            self.flow.resume_reading()
 
     def resume_parsing(self) -> None:
         """Parse input held back while a response was pending (h11 holds pipelined data)."""

@@ -164,7 +164,7 @@ class RequestResponseCycle:
         self._buffered = 0
         if not self.more_body:
             self._body_delivered = True
-        self.conn.flow.resume_reading()
+        self.conn.body_consumed(self)
         return {"type": "http.request", "body": body, "more_body": self.more_body}
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -192,7 +192,12 @@ class RequestResponseCycle:
 
     def _start_response(self, message: dict[str, Any]) -> None:
         self.response_started = True
-        self.waiting_for_100_continue = False
+        if self.waiting_for_100_continue:
+            # Answered before asking for the body: the client was never told to
+            # send it, and may or may not.  The connection cannot be reused safely.
+            self.waiting_for_100_continue = False
+            if self.more_body:
+                self.keep_alive = False
         status = message["status"]
         conn = self.conn
         state = conn.server_state

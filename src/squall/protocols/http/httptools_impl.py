@@ -89,7 +89,9 @@ class HttpToolsProtocol(HTTPConnection):
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self.max_head_size:
             raise BadRequest("The request headers are larger than --h11-max-incomplete-event-size.", 431)
-        self._headers.append((name.lower(), value))
+        # llhttp drops the whitespace before a value but keeps what follows
+        # it; neither is part of the value (RFC 9110 5.5), and h11 drops both.
+        self._headers.append((name.lower(), value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
         self._head_size = -1

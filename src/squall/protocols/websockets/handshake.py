@@ -1,0 +1,219 @@
+"""The WebSocket opening handshake (RFC 6455 section 4), the same for every
+implementation.
+
+The HTTP layer hands a WebSocket protocol the raw request head it already
+parsed.  `HandshakeReader` parses it once more, with h11, and checks it
+against RFC 6455 4.2.1, so that a bad handshake gets the same answer (400,
+or 426 for a version we don't speak) whichever library frames the messages
+afterwards.  The libraries then only negotiate extensions.
+
+The responses are built here too, through the HTTP layer's response code, so
+that the 101, the 403 and the app's own denial response carry the server's
+default headers and get the same header validation as any HTTP response.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterable
+
+import h11
+
+from squall.protocols.http.response import FRAMING_CHUNKED, FRAMING_NONE, build_response_head
+
+# RFC 6455 1.3: appended to Sec-WebSocket-Key before hashing.
+_ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_SUPPORTED_VERSION = b"13"
+_FRAMING_HEADERS = frozenset((b"content-length", b"transfer-encoding"))
+
+
+class HandshakeError(Exception):
+    """The request is not a WebSocket handshake we can accept: answer `status`."""
+
+    def __init__(self, message: str, status: int = 400, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = list(headers)
+
+
+class HandshakeRequest:
+    """A valid handshake request, with what the rest of the connection needs from it."""
+
+    __slots__ = ("target", "http_version", "headers", "key", "subprotocols", "extension_offers")
+
+    def __init__(
+        self,
+        target: bytes,
+        http_version: str,
+        headers: list[tuple[bytes, bytes]],
+        key: bytes,
+        subprotocols: list[str],
+        extension_offers: list[bytes],
+    ) -> None:
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+        self.key = key
+        self.subprotocols = subprotocols
+        # The raw Sec-WebSocket-Extensions values; each library negotiates its own.
+        self.extension_offers = extension_offers
+
+
+class HandshakeReader:
+    """Accumulates bytes until the request head is complete, then validates it."""
+
+    __slots__ = ("_parser", "trailing")
+
+    def __init__(self, max_head_size: int) -> None:
+        self._parser = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_size)
+        # What followed the head: frames a client sent without waiting for the 101.
+        self.trailing = b""
+
+    def feed(self, data: bytes) -> HandshakeRequest | None:
+        """The request once its head is complete, else None.  Raises HandshakeError."""
+        parser = self._parser
+        parser.receive_data(data)
+        try:
+            event = parser.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise HandshakeError(f"Invalid HTTP request: {exc}", exc.error_status_hint) from None
+        if type(event) is not h11.Request:
+            return None  # NEED_DATA: the head is not complete yet
+        self.trailing = bytes(parser.trailing_data[0])
+        return validate_request(event)
+
+
+def _tokens(values: list[bytes]) -> list[bytes]:
+    """The comma-separated elements of header values (RFC 9110 5.6.1), stripped."""
+    return [token.strip() for value in values for token in value.split(b",") if token.strip()]
+
+
+def validate_request(request: h11.Request) -> HandshakeRequest:
+    """Check a request against RFC 6455 4.2.1, raising HandshakeError as 4.2.2 and 4.4 say."""
+    if request.method != b"GET":
+        raise HandshakeError("The WebSocket handshake must be a GET request.")
+    if request.http_version != b"1.1":
+        raise HandshakeError("The WebSocket handshake needs HTTP/1.1.")
+
+    headers = list(request.headers)
+    by_name: dict[bytes, list[bytes]] = {}
+    for name, value in headers:
+        by_name.setdefault(name, []).append(value)
+
+    if b"transfer-encoding" in by_name or any(v.strip(b"0") for v in by_name.get(b"content-length", ())):
+        raise HandshakeError("The WebSocket handshake must not have a body.")
+    if b"upgrade" not in (t.lower() for t in _tokens(by_name.get(b"connection", []))):
+        raise HandshakeError("The WebSocket handshake needs 'Connection: Upgrade'.")
+    if b"websocket" not in (t.lower() for t in _tokens(by_name.get(b"upgrade", []))):
+        raise HandshakeError("The WebSocket handshake needs 'Upgrade: websocket'.")
+
+    # The version first: a client speaking another version learns ours from
+    # the 426 even if the rest of its request differs too (RFC 6455 4.4).
+    versions = by_name.get(b"sec-websocket-version", [])
+    version_header = [(b"sec-websocket-version", _SUPPORTED_VERSION)]
+    if not versions:
+        raise HandshakeError("Missing Sec-WebSocket-Version header.", 400, version_header)
+    if len(versions) != 1 or versions[0].strip() != _SUPPORTED_VERSION:
+        raise HandshakeError("Unsupported Sec-WebSocket-Version.", 426, version_header)
+
+    keys = by_name.get(b"sec-websocket-key", [])
+    if len(keys) != 1:
+        raise HandshakeError("Missing or repeated Sec-WebSocket-Key header.")
+    key = keys[0].strip()
+    try:
+        nonce = base64.b64decode(key, validate=True)
+    except binascii.Error:
+        nonce = b""
+    if len(nonce) != 16:
+        raise HandshakeError("Malformed Sec-WebSocket-Key header: it must be 16 bytes in base64.")
+
+    try:
+        subprotocols = [token.decode("ascii") for token in _tokens(by_name.get(b"sec-websocket-protocol", []))]
+    except UnicodeDecodeError:
+        raise HandshakeError("Malformed Sec-WebSocket-Protocol header.") from None
+
+    return HandshakeRequest(
+        target=request.target,
+        http_version="1.1",
+        headers=headers,
+        key=key,
+        subprotocols=subprotocols,
+        extension_offers=by_name.get(b"sec-websocket-extensions", []),
+    )
+
+
+def accept_key(key: bytes) -> bytes:
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2, item 5.4)."""
+    return base64.b64encode(hashlib.sha1(key + _ACCEPT_GUID).digest())
+
+
+def accept_response(
+    request: HandshakeRequest,
+    subprotocol: str | None,
+    extensions: bytes | None,
+    app_headers: Iterable[tuple[bytes, bytes]],
+    default_headers: bytes,
+    default_header_names: frozenset[bytes],
+) -> bytes:
+    """The 101 response head.  Raises RuntimeError for headers the app got wrong."""
+    headers = [
+        (b"upgrade", b"websocket"),
+        (b"connection", b"Upgrade"),
+        (b"sec-websocket-accept", accept_key(request.key)),
+    ]
+    if subprotocol is not None:
+        headers.append((b"sec-websocket-protocol", subprotocol.encode("ascii")))
+    if extensions is not None:
+        headers.append((b"sec-websocket-extensions", extensions))
+    headers.extend(app_headers)
+    return build_response_head(101, headers, default_headers, default_header_names, True, True, False).data
+
+
+def http_response(
+    status: int,
+    headers: Iterable[tuple[bytes, bytes]],
+    body: bytes,
+    default_headers: bytes,
+    default_header_names: frozenset[bytes],
+) -> bytes:
+    """A complete HTTP response instead of the 101; the connection closes after it.
+
+    The body is complete: a Content-Length is added unless the app framed it
+    itself.  Raises RuntimeError for an invalid status or header, or for a
+    Content-Length that the body contradicts.
+    """
+    headers = list(headers)
+    if not isinstance(status, int) or not 200 <= status <= 599:
+        raise RuntimeError(f"Invalid HTTP status code {status!r} for a WebSocket denial response.")
+    framed = any(isinstance(name, bytes) and name.lower() in _FRAMING_HEADERS for name, _ in headers)
+    if not framed and status != 204 and status != 304:
+        headers.append((b"content-length", b"%d" % len(body)))
+    head = build_response_head(status, headers, default_headers, default_header_names, True, False, False)
+    if head.framing == FRAMING_NONE:  # 204, 304
+        return head.data
+    if head.framing == FRAMING_CHUNKED:  # the app asked for it
+        return head.data + (b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n")
+    if head.content_length != len(body):
+        raise RuntimeError(
+            f"The WebSocket denial response has Content-Length {head.content_length}, but a {len(body)} byte body."
+        )
+    return head.data + body
+
+
+def plain_response(
+    status: int,
+    text: str,
+    default_headers: bytes,
+    default_header_names: frozenset[bytes],
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> bytes:
+    """A short text/plain response written by the server itself (errors, 403, 503)."""
+    return http_response(
+        status,
+        [(b"content-type", b"text/plain; charset=utf-8"), *headers],
+        text.encode("utf-8"),
+        default_headers,
+        default_header_names,
+    )

@@ -1,0 +1,165 @@
+"""--ws websockets: frames read and written by the `websockets` library.
+
+websockets' sans-I/O `ServerProtocol` parses and serializes frames, applies
+permessage-deflate, enforces --ws-max-size, answers pings and runs the close
+handshake's state machine; this module only moves bytes between it and the
+transport and turns its frames into ASGI messages.  Its `asyncio` connection
+classes are not used: they own the transport, the keepalive, the queue and
+the close timers, which `WebSocketProtocol` keeps the same for every
+implementation.  (The `websockets.legacy` protocol Uvicorn's `--ws
+websockets` is built on is deprecated.)
+
+The handshake was validated by the shared code; the library starts in the
+OPEN state and is only asked to negotiate extensions.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable
+
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHandshake
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from squall.protocols.websockets.asgi import CLOSE_ABNORMAL, WebSocketProtocol
+from squall.protocols.websockets.handshake import HandshakeRequest
+
+_TEXT = Opcode.TEXT
+_BINARY = Opcode.BINARY
+_CONT = Opcode.CONT
+_PONG = Opcode.PONG
+_CLOSE_INVALID_DATA = 1007
+
+_new_utf8_decoder: Callable[[], codecs.IncrementalDecoder] = codecs.getincrementaldecoder("utf-8")
+
+
+def _deflate_factory() -> ServerPerMessageDeflateFactory:
+    # websockets' recommended server settings: a 4 KiB window and memLevel 5
+    # keep each connection's zlib state near 64 KiB instead of ~300 KiB, at
+    # a small cost in compression ratio.
+    return ServerPerMessageDeflateFactory(
+        server_max_window_bits=12,
+        client_max_window_bits=12,
+        compress_settings={"memLevel": 5},
+    )
+
+
+class WebSocketsProtocol(WebSocketProtocol):
+    _ws: ServerProtocol
+    # A fragmented message being received: its frames so far, and for text
+    # the incremental decoder that fails it at the first invalid byte.
+    _fragments: list[bytes | str]
+    _decoder: codecs.IncrementalDecoder | None
+
+    def _negotiate(self, request: HandshakeRequest) -> bytes | None:
+        self._fragments = []
+        self._decoder = None
+        factories = [_deflate_factory()] if self.per_message_deflate else None
+        ws = ServerProtocol(extensions=factories, state=State.OPEN, max_size=self.max_size)
+        self._ws = ws
+        if not factories or not request.extension_offers:
+            return None
+        offers = Headers([("Sec-WebSocket-Extensions", value.decode("latin-1")) for value in request.extension_offers])
+        try:
+            header, ws.extensions = ws.process_extensions(offers)
+        except InvalidHandshake:
+            # RFC 7692 5: an offer the server cannot parse is declined, not fatal.
+            return None
+        return header.encode("ascii") if header is not None else None
+
+    def _receive_frames(self, data: bytes) -> None:
+        ws = self._ws
+        ws.receive_data(data)
+        for frame in ws.events_received():
+            opcode = frame.opcode
+            if opcode is _TEXT:
+                if frame.fin:
+                    try:
+                        text = str(frame.data, "utf-8")
+                    except UnicodeDecodeError:
+                        self._fail_invalid_utf8()
+                        return
+                    self._deliver({"type": "websocket.receive", "text": text})
+                else:
+                    self._decoder = _new_utf8_decoder()
+                    if not self._add_fragment(frame.data, False):
+                        return
+            elif opcode is _BINARY:
+                payload = frame.data
+                if frame.fin:
+                    self._deliver({"type": "websocket.receive", "bytes": payload if type(payload) is bytes else bytes(payload)})
+                else:
+                    self._decoder = None
+                    self._fragments.append(bytes(payload))
+            elif opcode is _CONT:
+                if not self._add_fragment(frame.data, frame.fin):
+                    return
+                if frame.fin:
+                    self._end_fragmented()
+            elif opcode is _PONG:
+                self._on_pong(bytes(frame.data))
+            # A ping was answered by the library; a close frame is seen below.
+        self._flush()
+        if ws.parser_exc is not None:
+            sent = ws.close_sent
+            if sent is not None:
+                self._on_protocol_error(sent.code, sent.reason)
+            else:
+                self._on_protocol_error(CLOSE_ABNORMAL, "")
+        elif ws.close_rcvd is not None:
+            self._on_peer_close(ws.close_rcvd.code, ws.close_rcvd.reason)
+
+    def _add_fragment(self, data: bytes, final: bool) -> bool:
+        """Keep a fragment; False if the connection had to be failed for it."""
+        decoder = self._decoder
+        if decoder is None:
+            self._fragments.append(bytes(data))
+            return True
+        try:
+            self._fragments.append(decoder.decode(data, final))
+        except UnicodeDecodeError:
+            self._fail_invalid_utf8()
+            return False
+        return True
+
+    def _end_fragmented(self) -> None:
+        fragments = self._fragments
+        self._fragments = []
+        if self._decoder is not None:
+            self._decoder = None
+            self._deliver({"type": "websocket.receive", "text": "".join(fragments)})  # type: ignore[arg-type]
+        else:
+            self._deliver({"type": "websocket.receive", "bytes": b"".join(fragments)})  # type: ignore[arg-type]
+
+    def _fail_invalid_utf8(self) -> None:
+        # RFC 6455 8.1: invalid UTF-8 in a text message fails the connection with 1007.
+        reason = "invalid UTF-8 in a text message"
+        self._ws.fail(_CLOSE_INVALID_DATA, reason)
+        self._flush()
+        self._on_protocol_error(_CLOSE_INVALID_DATA, reason)
+
+    def _flush(self) -> None:
+        write = self.transport.write
+        for chunk in self._ws.data_to_send():
+            if chunk:  # b"" asks for a half-close; the shared code closes the transport instead
+                write(chunk)
+
+    def _send_text(self, text: str) -> None:
+        self._ws.send_text(text.encode("utf-8"))
+        self._flush()
+
+    def _send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        self._ws.send_binary(data)
+        self._flush()
+
+    def _send_close(self, code: int, reason: str) -> None:
+        self._ws.send_close(code, reason)
+        self._flush()
+
+    def _send_ping(self, payload: bytes) -> None:
+        self._ws.send_ping(payload)
+        self._flush()

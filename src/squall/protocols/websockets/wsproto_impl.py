@@ -1,0 +1,135 @@
+"""--ws wsproto: frames read and written by the `wsproto` library.
+
+The handshake was validated by the shared code, so wsproto's low-level
+`Connection` (the frame layer, already OPEN) is used rather than
+`WSConnection`, which would parse the request again with h11.  wsproto has
+no message size limit: --ws-max-size is enforced here, on the decompressed
+size, as the message arrives.
+"""
+
+from __future__ import annotations
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.extensions import PerMessageDeflate
+from wsproto.utilities import LocalProtocolError
+
+from squall.protocols.websockets.asgi import WebSocketProtocol
+from squall.protocols.websockets.handshake import HandshakeRequest
+
+_CLOSE_MESSAGE_TOO_BIG = 1009
+
+
+def _negotiate_deflate(offers: list[bytes]) -> tuple[PerMessageDeflate, bytes] | None:
+    """The first permessage-deflate offer wsproto can accept (RFC 7692 5: the server picks one)."""
+    for value in offers:
+        for offer in value.decode("latin-1").split(","):
+            if offer.split(";", 1)[0].strip() != PerMessageDeflate.name:
+                continue
+            extension = PerMessageDeflate()
+            try:
+                params = extension.accept(offer.strip())
+            except ValueError:  # a malformed parameter: decline this offer
+                continue
+            if params is None:
+                continue
+            header = PerMessageDeflate.name + "; " + params if params else PerMessageDeflate.name
+            return extension, header.encode("latin-1")
+    return None
+
+
+class WSProtocol(WebSocketProtocol):
+    _conn: Connection
+    # The message being received: its parts so far and its size in bytes.
+    _parts: list[bytes | str]
+    _size: int
+
+    def _negotiate(self, request: HandshakeRequest) -> bytes | None:
+        self._parts = []
+        self._size = 0
+        negotiated = None
+        if self.per_message_deflate and request.extension_offers:
+            negotiated = _negotiate_deflate(request.extension_offers)
+        if negotiated is None:
+            self._conn = Connection(ConnectionType.SERVER)
+            return None
+        extension, header = negotiated
+        self._conn = Connection(ConnectionType.SERVER, [extension])
+        return header
+
+    def _receive_frames(self, data: bytes) -> None:
+        conn = self._conn
+        try:
+            conn.receive_data(data)
+        except LocalProtocolError:
+            return  # the close handshake is complete: what follows is moot
+        for event in conn.events():
+            kind = type(event)
+            if kind is TextMessage or kind is BytesMessage:
+                if not self._add_part(event):  # type: ignore[arg-type]
+                    return
+            elif kind is Ping:
+                self.transport.write(conn.send(event.response()))  # type: ignore[union-attr]
+            elif kind is Pong:
+                self._on_pong(bytes(event.payload))  # type: ignore[union-attr]
+            elif kind is CloseConnection:
+                self._close_event(event)  # type: ignore[arg-type]
+                return
+
+    def _add_part(self, event: TextMessage | BytesMessage) -> bool:
+        """Add a piece of a message; False if it made the message too big."""
+        data = event.data
+        if type(data) is str:
+            # str.isascii() is O(1): only non-ASCII text pays for an encode.
+            self._size += len(data) if data.isascii() else len(data.encode("utf-8"))
+        else:
+            self._size += len(data)
+        if self._size > self.max_size:
+            reason = f"message larger than {self.max_size} bytes"
+            self.transport.write(self._conn.send(CloseConnection(code=_CLOSE_MESSAGE_TOO_BIG, reason=reason)))
+            self._on_protocol_error(_CLOSE_MESSAGE_TOO_BIG, reason)
+            return False
+        if not event.message_finished:
+            self._parts.append(data)
+            return True
+        parts = self._parts
+        if parts:
+            parts.append(data)
+            data = "".join(parts) if type(data) is str else b"".join(parts)  # type: ignore[arg-type]
+            self._parts = []
+        self._size = 0
+        if type(data) is str:
+            self._deliver({"type": "websocket.receive", "text": data})
+        else:
+            self._deliver({"type": "websocket.receive", "bytes": data if type(data) is bytes else bytes(data)})
+        return True
+
+    def _close_event(self, event: CloseConnection) -> None:
+        conn = self._conn
+        state = conn.state
+        code = int(event.code)
+        reason = event.reason or ""
+        if state is ConnectionState.REMOTE_CLOSING:
+            # The peer starts the close handshake: echo its code.
+            self.transport.write(conn.send(event.response()))
+            self._on_peer_close(code, reason)
+        elif state is ConnectionState.CLOSED:
+            self._on_peer_close(code, reason)  # the peer's answer to our close frame
+        else:
+            # wsproto reports a frame it could not parse as a close event in
+            # an unchanged state: failing the connection is our job.
+            if state is ConnectionState.OPEN:
+                self.transport.write(conn.send(CloseConnection(code=code, reason=reason)))
+            self._on_protocol_error(code, reason)
+
+    def _send_text(self, text: str) -> None:
+        self.transport.write(self._conn.send(TextMessage(data=text)))
+
+    def _send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        self.transport.write(self._conn.send(BytesMessage(data=data)))  # type: ignore[arg-type]
+
+    def _send_close(self, code: int, reason: str) -> None:
+        self.transport.write(self._conn.send(CloseConnection(code=code, reason=reason)))
+
+    def _send_ping(self, payload: bytes) -> None:
+        self.transport.write(self._conn.send(Ping(payload=payload)))

@@ -1,0 +1,202 @@
+"""Helpers for tests: real Squall servers, in this process or as a subprocess.
+
+`running_server(app, **options)` starts `squall.Server` in a background thread
+(signals are only handled in the main thread, so it is stopped with
+`should_exit`), waits until it listens, and yields a `RunningServer` with its
+port and URL.  `SquallProcess` runs the `squall` command itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from squall import Config, Server
+
+START_TIMEOUT = 10.0
+
+
+@dataclass
+class RunningServer:
+    server: Server
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        port = self.server.port
+        assert port is not None
+        return port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def connect(self, timeout: float = 5.0) -> socket.socket:
+        """A raw TCP connection to the server."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return sock
+
+
+@contextlib.contextmanager
+def running_server(app: Any, **options: Any) -> Iterator[RunningServer]:
+    options.setdefault("host", "127.0.0.1")
+    options.setdefault("port", 0)
+    options.setdefault("lifespan", "off")
+    options.setdefault("ws", "none")
+    options.setdefault("log_config", None)
+    config = Config(app, **options)
+    server = Server(config)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            server.run()
+        except BaseException as exc:  # surfaced in the test, not lost in the thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True, name="squall-test-server")
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        if errors:
+            raise errors[0]
+        if not thread.is_alive():
+            raise RuntimeError("The server stopped before it started listening.")
+        if time.monotonic() > deadline:
+            raise TimeoutError("The server did not start listening in time.")
+        time.sleep(0.01)
+    try:
+        yield RunningServer(server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(START_TIMEOUT + (config.timeout_graceful_shutdown or 10))
+        if errors:
+            raise errors[0]
+
+
+def recv_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """Read until the server closes the connection."""
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def recv_until(sock: socket.socket, marker: bytes, timeout: float = 5.0) -> bytes:
+    """Read until `marker` has been seen (or the connection closes)."""
+    sock.settimeout(timeout)
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+SQUALL = [sys.executable, "-m", "squall"]
+STARTED_RE = re.compile(r"Squall running on (?:https?://\S+:(\d+)|\S+ on unix socket (\S+))")
+
+
+class SquallProcess:
+    """The `squall` command in a subprocess, with its stderr collected as it comes.
+
+    Use as a context manager: on exit the process is terminated if still
+    running.  `wait_for_log` polls the collected output instead of sleeping.
+    """
+
+    def __init__(self, *args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            [*SQUALL, *args],
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            pass_fds=pass_fds,
+        )
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self._lines)
+
+    def wait_for_log(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = regex.search(self.output)
+            if match:
+                return match
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"{pattern!r} not seen in the output:\n{self.output}")
+
+    def wait_started(self, timeout: float = START_TIMEOUT) -> int | None:
+        """Wait for the startup line; return the TCP port it names."""
+        match = self.wait_for_log(STARTED_RE.pattern, timeout)
+        return int(match.group(1)) if match.group(1) else None
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = START_TIMEOUT) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    def __enter__(self) -> SquallProcess:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+
+
+def run_squall(*args: str, cwd: str | Path | None = None, timeout: float = 20.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `squall` to completion (for commands expected to exit by themselves)."""
+    return subprocess.run(
+        [*SQUALL, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"Nothing answered on {host}:{port}")
