@@ -29,16 +29,26 @@ class H11Protocol(HTTPConnection):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.max_head_size = config.h11_max_incomplete_event_size
+        # True while the parser has no bytes of the next request yet.
+        self._before_request = True
         self.parser = self._new_parser(b"")
 
     def _new_parser(self, data: bytes) -> h11.Connection:
         parser = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        # RFC 9112 2.2: empty lines before a request line are ignored (llhttp
+        # does so too); h11 would take them for a missing request line.
+        data = data.lstrip(b"\r\n")
+        self._before_request = not data
         if data:
             parser.receive_data(data)
         return parser
 
     def data_received(self, data: bytes) -> None:
+        if self._before_request:
+            data = data.lstrip(b"\r\n")
+            if not data:
+                return
+            self._before_request = False
         self.parser.receive_data(data)
         self._parse()
 
@@ -49,13 +59,17 @@ class H11Protocol(HTTPConnection):
     def _parse(self) -> None:
         # Stop once a request is queued behind the running one: the rest
         # waits in h11's buffer (and reading is paused) until its turn.
-        while not self.closing and not self.pipeline:
+        while not self.closing and not self.pipeline and self.pending_error is None:
             try:
                 event = self.parser.next_event()
             except h11.RemoteProtocolError as exc:
                 status = exc.error_status_hint
-                if status == 431 and b"\r\n" not in self.parser.trailing_data[0]:
-                    status = 400  # the request line alone is too long
+                if status == 431:  # an unfinished head over the limit
+                    line = self.parser.trailing_data[0].partition(b"\r\n")[0]
+                    method, _, rest = line.partition(b" ")
+                    status = self.head_overflow_status(method, rest.partition(b" ")[0])
+                else:
+                    status = 400
                 self.on_parse_error(status, str(exc))
                 return
             event_type = type(event)

@@ -24,16 +24,20 @@ class HttpToolsProtocol(HTTPConnection):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.parser = httptools.HttpRequestParser(self)
-        self.max_head_size = config.h11_max_incomplete_event_size
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        # Bytes of the request head read so far, or -1 between heads.  llhttp
-        # has no size limit of its own, so the limit is kept here.
+        # Bytes of the unfinished request head read so far, or -1 between
+        # heads: llhttp has no size limit of its own.  Within the read where
+        # a head begins the callbacks count it; once a read ends inside the
+        # head (`_head_spans_reads`), every further read counts whole.  The
+        # limit of a complete head is checked in `on_request_head`.
         self._head_size = -1
+        self._head_spans_reads = False
         self._upgrade_head: RequestHead | None = None
 
     def data_received(self, data: bytes) -> None:
-        in_head = self._head_size >= 0
+        if self.closing or self.pending_error is not None:
+            return  # llhttp stays failed after an error; nothing more is read
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -48,20 +52,15 @@ class HttpToolsProtocol(HTTPConnection):
         except httptools.HttpParserError as exc:
             self.on_parse_error(400, str(exc))
             return
-        if in_head and self._head_size >= 0:
-            # The whole chunk continued an unfinished head; a head that began
-            # within this chunk is counted by the callbacks below.
-            self._head_size += len(data)
-            self._check_head_size()
-
-    def _check_head_size(self) -> None:
-        if self._head_size > self.max_head_size:
-            if self._headers:
-                raise_status = 431
+        if self._head_size >= 0:  # the read ended inside a head
+            if self._head_spans_reads:
+                self._head_size += len(data)
             else:
-                raise_status = 400
-            self._head_size = -1
-            self.on_parse_error(raise_status, "The request head is larger than --h11-max-incomplete-event-size.")
+                self._head_spans_reads = True
+            if self._head_size > self.max_head_size:
+                self._head_size = -1
+                status = self.head_overflow_status(self.parser.get_method() if self._url else b"", self._url)
+                self.on_parse_error(status, "The request head is larger than --h11-max-incomplete-event-size.")
 
     def _on_upgrade(self, trailing: bytes) -> None:
         head, self._upgrade_head = self._upgrade_head, None
@@ -78,17 +77,18 @@ class HttpToolsProtocol(HTTPConnection):
         self._url = b""
         self._headers = []
         self._head_size = 0
+        self._head_spans_reads = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._head_size += len(url)
-        if self._head_size > self.max_head_size:
-            raise BadRequest("The request line is longer than --h11-max-incomplete-event-size.", 400)
+        if not self._head_spans_reads:
+            self._head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self.max_head_size:
-            raise BadRequest("The request headers are larger than --h11-max-incomplete-event-size.", 431)
+        if self._head_size < 0:
+            return  # a trailer field after a chunked body: not part of the scope
+        if not self._head_spans_reads:
+            self._head_size += len(name) + len(value) + 4
         # llhttp drops the whitespace before a value but keeps what follows
         # it; neither is part of the value (RFC 9110 5.5), and h11 drops both.
         self._headers.append((name.lower(), value.rstrip(b" \t")))
@@ -98,8 +98,6 @@ class HttpToolsProtocol(HTTPConnection):
         parser = self.parser
         method = parser.get_method()
         http_version = parser.get_http_version()
-        if http_version not in ("1.1", "1.0"):
-            raise BadRequest(f"Unsupported HTTP version {http_version}.", 505)
         if self.on_request_head(method, self._url, http_version, self._headers):
             self._upgrade_head = RequestHead(method, self._url, http_version, self._headers)
 
