@@ -75,7 +75,7 @@ test-all: ## Run the suite on each pyenv Python 3.10-3.13 (TEST_PYTHONS), in .ve
 	@root="$$(pyenv root 2>/dev/null)"; ran=""; failed=""; \
 	for v in $(TEST_PYTHONS); do \
 	  home="$$(ls -d "$$root/versions/$$v".* 2>/dev/null | grep -E '/[0-9.]+$$' | sort -V | tail -n 1)"; \
-	  if [ -z "$$root" ] || [ ! -x "$$home/bin/python3" ]; then \
+	  if [ -z "$$root" ] || [ -z "$$home" ] || [ ! -x "$$home/bin/python3" ]; then \
 	    echo "test-all: skipping Python $$v (not installed with pyenv)"; continue; \
 	  fi; \
 	  echo "=== Python $$v: $$home/bin/python3"; \

@@ -113,7 +113,7 @@ class Server:
             "--no-access-log",
             "--log-level", "warning",
             *extra_args,
-        ]
+        ]  # fmt: skip
         self.process: subprocess.Popen | None = None
         # Output goes to a file, not a pipe: nobody reads a pipe during the
         # run, and a full pipe would block the server mid-benchmark.
@@ -188,10 +188,18 @@ class Server:
         return self._log.read().decode(errors="replace")[-limit:]
 
     def cpu_seconds(self) -> float:
+        self._check_alive()
         return cpu_seconds(self.pid)
 
     def rss_bytes(self) -> int:
+        self._check_alive()
         return rss_bytes(self.pid)
+
+    def _check_alive(self) -> None:
+        """A server that died under load must fail the run, not be measured."""
+        if self.process is None or self.process.poll() is not None:
+            code = None if self.process is None else self.process.returncode
+            raise ServerError(f"{self.name} is not running (exit code {code}):\n{self.output()}")
 
 
 def run_tool(
@@ -215,4 +223,3 @@ def run_tool(
             f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
         )
     return result
-

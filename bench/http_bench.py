@@ -83,7 +83,7 @@ def wrk(url: str, duration: float, connections: int, cpu, timeout: float) -> dic
     command = [
         "wrk", "--latency", "-t", "1", "-c", str(connections),
         "-d", f"{duration:g}s", "--timeout", "5s", url,
-    ]
+    ]  # fmt: skip
     output = run_tool(command, cpu=cpu, timeout=timeout).stdout
     total = re.search(r"(\d+) requests in ([\d.]+\w+)", output)
     p99 = re.search(r"^\s*99(?:\.0+)?%\s+([\d.]+\w+)\s*$", output, re.MULTILINE)
@@ -196,27 +196,59 @@ def cpu_model() -> str:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    parser.add_argument("--requests", type=int, default=200_000,
-                        help="requests per measured run with h2load (default 200000)")
-    parser.add_argument("--connections", type=int, default=64,
-                        help="keep-alive connections (default 64)")
-    parser.add_argument("--servers", default="squall,uvicorn",
-                        help="comma-separated server modules, run as `python -m NAME`; "
-                             "a name may repeat (default squall,uvicorn)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=200_000,
+        help="requests per measured run with h2load (default 200000)",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=64, help="keep-alive connections (default 64)"
+    )
+    parser.add_argument(
+        "--servers",
+        default="squall,uvicorn",
+        help="comma-separated server modules, run as `python -m NAME`; "
+        "a name may repeat (default squall,uvicorn)",
+    )
     parser.add_argument("--http", default="httptools", help="--http of the servers")
     parser.add_argument("--loop", default="uvloop", help="--loop of the servers")
-    parser.add_argument("--load-generator", choices=("auto", "h2load", "wrk"), default="auto",
-                        help="auto: h2load (fixed request count) if installed, else wrk")
-    parser.add_argument("--warmup", type=int, default=20_000,
-                        help="untimed warm-up requests with h2load (default 20000)")
-    parser.add_argument("--latency-duration", type=float, default=3.0,
-                        help="seconds of the wrk pass that gives p99 with h2load (default 3)")
-    parser.add_argument("--duration", type=float, default=10.0,
-                        help="seconds of a measured run when only wrk is available (default 10)")
-    parser.add_argument("--warmup-duration", type=float, default=2.0,
-                        help="seconds of warm-up when only wrk is available (default 2)")
-    parser.add_argument("--timeout", type=float, default=300.0,
-                        help="limit for any one load-generator run, in seconds (default 300)")
+    parser.add_argument(
+        "--load-generator",
+        choices=("auto", "h2load", "wrk"),
+        default="auto",
+        help="auto: h2load (fixed request count) if installed, else wrk",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=20_000,
+        help="untimed warm-up requests with h2load (default 20000)",
+    )
+    parser.add_argument(
+        "--latency-duration",
+        type=float,
+        default=3.0,
+        help="seconds of the wrk pass that gives p99 with h2load (default 3)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        help="seconds of a measured run when only wrk is available (default 10)",
+    )
+    parser.add_argument(
+        "--warmup-duration",
+        type=float,
+        default=2.0,
+        help="seconds of warm-up when only wrk is available (default 2)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="limit for any one load-generator run, in seconds (default 300)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write all results to FILE")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.requests < 1 or args.connections < 1:
@@ -233,13 +265,15 @@ def pick_generator(choice: str) -> str:
             return name
     sys.exit(
         f"{' or '.join(candidates)} not found; install nghttp2-client (h2load) "
-        "and wrk, e.g. with `make test-tools`"
+        "and wrk (`make bench` does, as root)"
     )
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     modules = [name.strip() for name in args.servers.split(",") if name.strip()]
+    if not modules:
+        sys.exit("--servers names no server")
     # The same server may be listed twice (e.g. to see the noise between two
     # identical servers); give each entry its own label.
     labels = [
@@ -249,23 +283,24 @@ def main(argv=None) -> int:
     generator = pick_generator(args.load_generator)
     cpus = pinning_cpus()
 
-    print(f"python {platform.python_version()} ({sys.executable})")
-    print(f"cpu: {cpu_model()}, {os.cpu_count()} CPUs; "
-          + (f"server on CPU {cpus[0]}, load generator on CPU {cpus[1]}" if cpus
-             else "not pinned (needs 2 CPUs)"))
+    pinning = f"server on CPU {cpus[0]}, load on CPU {cpus[1]}" if cpus else "not pinned"
     if generator == "h2load":
-        print(f"load: h2load --h1, {args.requests:,} requests over {args.connections} connections"
-              + (f"; p99 from a {args.latency_duration:g} s wrk pass" if shutil.which("wrk")
-                 else "; no wrk, so no p99"))
+        load = f"h2load --h1, {args.requests:,} requests"
+        latency = f"wrk pass of {args.latency_duration:g} s" if shutil.which("wrk") else "none"
     else:
-        print(f"load: wrk, {args.duration:g} s over {args.connections} connections")
+        load, latency = f"wrk, {args.duration:g} s", "wrk"
+    print(f"python {platform.python_version()} ({sys.executable})")
+    print(f"cpu: {cpu_model()}, {os.cpu_count()} CPUs, {pinning}")
+    print(f"load: {load} over {args.connections} connections; p99 from: {latency}")
     print(f"servers: --http {args.http} --loop {args.loop}")
 
     rounds: list[list[Result]] = []
     started = time.monotonic()
     for number in range(1, args.rounds + 1):
-        results = [measure(label, module, args, generator, cpus)
-                   for label, module in zip(labels, modules)]
+        results = [
+            measure(label, module, args, generator, cpus)
+            for label, module in zip(labels, modules, strict=True)
+        ]
         rounds.append(results)
         print_table(f"Round {number}/{args.rounds}", [asdict(r) for r in results])
 
@@ -276,14 +311,14 @@ def main(argv=None) -> int:
     if len(labels) >= 2:
         # Compare the first server with the second: squall/uvicorn by default.
         a, b = summary[labels[0]], summary[labels[1]]
-        ratios = {
-            "name": f"{labels[0]}/{labels[1]}",
-            "cpu_us_per_request": a["cpu_us_per_request"] / b["cpu_us_per_request"],
-            "requests_per_second": a["requests_per_second"] / b["requests_per_second"],
-        }
-        print(f"\n{ratios['name']}: CPU µs/request x{ratios['cpu_us_per_request']:.2f} "
-              f"(lower is better), req/s x{ratios['requests_per_second']:.2f} "
-              "(higher is better)")
+        ratios = {"name": f"{labels[0]}/{labels[1]}"}
+        for key in ("cpu_us_per_request", "requests_per_second"):
+            ratios[key] = a[key] / b[key] if b[key] else None
+        print(
+            f"\n{ratios['name']}: CPU µs/request x{ratios['cpu_us_per_request'] or 0:.2f} "
+            f"(lower is better), req/s x{ratios['requests_per_second'] or 0:.2f} "
+            "(higher is better)"
+        )
     print(f"\nfinished in {time.monotonic() - started:.0f} s")
 
     if args.json:
@@ -300,13 +335,16 @@ def main(argv=None) -> int:
             "medians": summary,
             "ratio": ratios,
         }
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as out:
             json.dump(report, out, indent=2)
             out.write("\n")
         print(f"results written to {args.json}")
 
-    failed = sum(row["errors"] for row in summary.values())
-    return 1 if failed else 0
+    errors = sum(row["errors"] for row in summary.values())
+    if errors:
+        print(f"error: {errors} requests failed, see the errors column", file=sys.stderr)
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

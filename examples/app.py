@@ -11,7 +11,7 @@ Anything else is a 404. HEAD is answered like GET, without the body.
 
 import time
 
-PAGE = """<!doctype html>
+PAGE = b"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -63,7 +63,7 @@ PAGE = """<!doctype html>
 </script>
 </body>
 </html>
-""".encode()
+"""
 
 
 async def app(scope, receive, send):

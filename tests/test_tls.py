@@ -10,8 +10,6 @@ import json
 import os
 import socket
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from support import run_squall
 
 # IANA numbers of the TLS 1.3 suites, independent of how the server maps them.
 TLS13_SUITES = {"TLS_AES_128_GCM_SHA256": 0x1301, "TLS_AES_256_GCM_SHA384": 0x1302, "TLS_CHACHA20_POLY1305_SHA256": 0x1303}
@@ -251,8 +250,7 @@ def test_startup_error_is_one_clear_line(case: str, bad_files: dict[str, str]) -
     template, expected = STARTUP_ERRORS[case]
     port = _free_port()
     args = [arg.format(**bad_files) for arg in template]
-    command = [sys.executable, "-m", "squall", "app:app", "--app-dir", bad_files["directory"], "--port", str(port), *args]
-    result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    result = run_squall("app:app", "--app-dir", bad_files["directory"], "--port", str(port), *args)
 
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0

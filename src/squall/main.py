@@ -37,16 +37,17 @@ def run(app: Any, **kwargs: Any) -> None:
 def _serve(config: Config) -> None:
     from squall.server import Server
 
-    if config.reload:
-        from squall.supervisors import ChangeReload
+    if config.reload or config.workers > 1:
+        # The supervisor binds the socket once and keeps it for its whole life;
+        # each server process it spawns imports the app itself (see
+        # squall.supervisors), so the app is never loaded in this process.
+        from squall.supervisors import ChangeReload, Multiprocess
 
-        sock = config.bind_socket()
-        ChangeReload(config, target=Server(config).run, sockets=[sock]).run()
-    elif config.workers > 1:
-        from squall.supervisors.multiprocess import Multiprocess
-
-        sock = config.bind_socket()
-        Multiprocess(config, target=Server(config).run, sockets=[sock]).run()
+        sockets = [config.bind_socket()]
+        supervisor = ChangeReload(config, sockets) if config.reload else Multiprocess(config, sockets)
+        status = supervisor.run()
+        if status:
+            sys.exit(status)
     else:
         server = Server(config)
         server.run()

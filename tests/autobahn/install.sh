@@ -110,7 +110,11 @@ if ! PYTHONPATH="$bootstrap" "$python27" -c 'import virtualenv' >/dev/null 2>&1;
     if ! "$python27" -m pip --version >/dev/null 2>&1; then
         # A bare 2.7 without pip: ensurepip into a private prefix.
         quiet "$python27" -m ensurepip --root "$ab_dir/ensurepip" --default-pip
-        site="$(find "$ab_dir/ensurepip" -type d -name site-packages | head -n 1)"
+        site="$(find "$ab_dir/ensurepip" -type d -name site-packages 2>/dev/null | head -n 1 || true)"
+        if [[ -z "$site" ]]; then
+            echo "autobahn: $python27 has no pip and ensurepip did not provide one" >&2
+            exit 1
+        fi
         pip_cmd=(env PYTHONPATH="$site" "$python27" -m pip)
     else
         pip_cmd=("$python27" -m pip)

@@ -23,6 +23,8 @@ FORGED = {"X-Forwarded-For": "203.0.113.50", "X-Forwarded-Proto": "https"}
 
 async def scope_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     described = {"client": scope["client"], "scheme": scope["scheme"]}
+    if scope["path"] == "/host":
+        described["host"] = dict(scope["headers"]).get(b"host", b"").decode()
     if scope["type"] == "websocket":
         await receive()
         await send({"type": "websocket.accept"})
@@ -35,8 +37,8 @@ async def scope_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def get(server: Any, headers: dict[str, str]) -> dict[str, Any]:
-    response = httpx.get(server.url, headers=headers, timeout=5)
+def get(server: Any, headers: dict[str, str], path: str = "/") -> dict[str, Any]:
+    response = httpx.get(server.url + path, headers=headers, timeout=5)
     assert response.status_code == 200
     return response.json()
 
@@ -81,8 +83,8 @@ def test_networks(serve: Any) -> None:
 
 def test_rfc7239_forwarded(serve: Any) -> None:
     with serve(scope_app) as server:
-        ipv6 = get(server, {"Forwarded": 'for="[2001:db8::1]:4711";proto=https;host=example.org'})
-        assert ipv6 == {"client": ["2001:db8::1", 4711], "scheme": "https"}
+        ipv6 = get(server, {"Forwarded": 'for="[2001:db8::1]:4711";proto=https;host="example.org:8443"'}, "/host")
+        assert ipv6 == {"client": ["2001:db8::1", 4711], "scheme": "https", "host": "example.org:8443"}
         # Several proxies, several header lines: the rightmost untrusted hop.
         hops = get(server, {"Forwarded": "for=198.51.100.1;proto=http, for=203.0.113.50;proto=https, for=127.0.0.1"})
         assert hops == {"client": ["203.0.113.50", 0], "scheme": "https"}
@@ -156,9 +158,13 @@ def read_json(sock: socket.socket) -> dict[str, Any]:
     sock.settimeout(5)
     data = b""
     while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
+        chunk = sock.recv(65536)
+        assert chunk, "closed before the response"
+        data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
     while len(body) < length:
-        body += sock.recv(65536)
+        chunk = sock.recv(65536)
+        assert chunk, "closed in the middle of the response"
+        body += chunk
     return json.loads(body)

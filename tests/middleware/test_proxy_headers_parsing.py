@@ -482,8 +482,34 @@ def test_forwarded_sets_client_and_scheme() -> None:
     scope = run(make_scope([(b"forwarded", b"for=1.2.3.4;proto=https;host=example.com")]))
     assert scope["client"] == ("1.2.3.4", 0)
     assert scope["scheme"] == "https"
-    # host is not applied to the scope: apps read the Host header.
+    # host replaces the Host header, which is where apps read it; the
+    # server stays our own socket.
+    assert dict(scope["headers"])[b"host"] == b"example.com"
     assert scope["server"] == ("127.0.0.1", 8000)
+
+
+def test_forwarded_host_replaces_the_host_header() -> None:
+    headers = [(b"host", b"backend:8000"), (b"forwarded", b'host="example.com:8443";proto=https'), (b"accept", b"*/*")]
+    scope = run(make_scope(headers))
+    assert [value for name, value in scope["headers"] if name == b"host"] == [b"example.com:8443"]
+    assert (b"accept", b"*/*") in scope["headers"]
+
+
+@pytest.mark.parametrize("host", [b'"exa mple.com"', b'"evil.example/x"', b'"user@example.com"', b'"[::1"', b"example.com:123456"])
+def test_forwarded_host_that_is_not_a_host_is_ignored(host: bytes) -> None:
+    scope = run(make_scope([(b"host", b"backend"), (b"forwarded", b"host=" + host)]))
+    assert scope["headers"][0] == (b"host", b"backend")
+
+
+def test_forwarded_host_comes_from_the_clients_hop() -> None:
+    value = b"for=6.6.6.6;host=forged.example, for=1.2.3.4;host=example.com, for=10.0.0.2;host=internal"
+    scope = run(make_scope([(b"host", b"backend"), (b"forwarded", value)], client=("10.0.0.1", 1)), "10.0.0.0/8")
+    assert dict(scope["headers"])[b"host"] == b"example.com"
+
+
+def test_forwarded_host_from_untrusted_peer_is_ignored() -> None:
+    scope = run(make_scope([(b"host", b"backend"), (b"forwarded", b"host=example.com")]), "10.0.0.0/8")
+    assert dict(scope["headers"])[b"host"] == b"backend"
 
 
 def test_forwarded_wins_over_x_forwarded() -> None:

@@ -13,8 +13,6 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,20 +26,27 @@ CLOSING_REQUEST = b"GET / HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n
 
 
 async def scope_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    body = json.dumps({"client": scope["client"], "scheme": scope["scheme"], "tls": "tls" in scope["extensions"]}).encode()
+    described = {"client": scope["client"], "scheme": scope["scheme"], "tls": "tls" in scope["extensions"]}
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": json.dumps(described)})
+        await send({"type": "websocket.close"})
+        return
+    body = json.dumps(described).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def v2_header(source: tuple[str, int] | None, destination: tuple[str, int] | None = None, *, tlvs: bytes = b"") -> bytes:
-    """A PROXY v2 header: PROXY command over TCP, or LOCAL when *source* is None."""
+def v2_header(source: tuple[str, int] | None, *, tlvs: bytes = b"") -> bytes:
+    """A PROXY v2 header: PROXY command over TCP to port 443, or LOCAL when *source* is None."""
     if source is None:
         return V2_SIGNATURE + bytes([0x20, 0x00]) + struct.pack("!H", len(tlvs)) + tlvs
-    destination = destination or ("0.0.0.0" if ":" not in source[0] else "::", 443)
-    src, dst = ipaddress.ip_address(source[0]), ipaddress.ip_address(destination[0])
+    src = ipaddress.ip_address(source[0])
+    dst = ipaddress.ip_address("192.0.2.1" if src.version == 4 else "2001:db8::1")
     family = 0x11 if src.version == 4 else 0x21
-    addresses = src.packed + dst.packed + struct.pack("!HH", source[1], destination[1])
+    addresses = src.packed + dst.packed + struct.pack("!HH", source[1], 443)
     return V2_SIGNATURE + bytes([0x21, family]) + struct.pack("!H", len(addresses) + len(tlvs)) + addresses + tlvs
 
 
@@ -62,7 +67,10 @@ def read_response(sock: socket.socket) -> bytes:
     head, _, body = data.partition(b"\r\n\r\n")
     length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
     while len(body) < length:
-        body += sock.recv(65536)
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
     return head + b"\r\n\r\n" + body
 
 
@@ -138,6 +146,27 @@ def test_header_trickled_byte_by_byte(serve: Any) -> None:
             assert scope_of(read_response(sock))["client"] == ["203.0.113.7", 56324]
 
 
+async def body_length_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    length = 0
+    more_body = True
+    while more_body:
+        message = await receive()
+        length += len(message.get("body", b""))
+        more_body = message.get("more_body", False)
+    body = json.dumps({"client": scope["client"], "length": length}).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_request_body_sent_with_the_header(serve: Any) -> None:
+    """Header, request head and a body larger than any read buffer, in one go."""
+    body = b"x" * (3 * 1024 * 1024)
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    with serve(body_length_app, proxy_protocol=True) as server:
+        scope = exchange(server, v2_header(("203.0.113.7", 4000)) + request + body)
+    assert scope == {"client": ["203.0.113.7", 4000], "length": len(body)}
+
+
 MALFORMED = {
     "no header": CLOSING_REQUEST,
     "v1 bad address": b"PROXY TCP4 203.0.113.999 192.0.2.1 1 2\r\n" + CLOSING_REQUEST,
@@ -188,17 +217,31 @@ def test_forwarded_headers_are_trusted_by_the_proxy_source(serve: Any) -> None:
     assert untrusted == {"client": ["203.0.113.7", 5000], "scheme": "http", "tls": False}
 
 
+def test_websocket_keeps_the_proxy_source(serve: Any) -> None:
+    pytest.importorskip(
+        "squall.protocols.websockets.websockets_impl", reason="Squall's WebSocket implementation is not there yet"
+    )
+    from websockets.sync.client import connect
+
+    with serve(scope_app, proxy_protocol=True, ws="websockets") as server:
+        sock = server.connect()
+        sock.sendall(v2_header(("198.51.100.9", 61000)))
+        with connect(f"ws://127.0.0.1:{server.port}/", sock=sock, open_timeout=5) as websocket:
+            scope = json.loads(websocket.recv(timeout=5))
+    assert scope == {"client": ["198.51.100.9", 61000], "scheme": "ws", "tls": False}
+
+
 # --- with TLS -------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, ssl.SSLContext]]:
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ssl.SSLContext]:
     ca = trustme.CA()
-    path = Path(tmp_path_factory.mktemp("proxy-tls")) / "server.pem"
+    path = tmp_path_factory.mktemp("proxy-tls") / "server.pem"
     ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(path))
     ctx = ssl.create_default_context()
     ca.configure_trust(ctx)
-    yield str(path), ctx
+    return str(path), ctx
 
 
 def tls_request(sock: socket.socket, ctx: ssl.SSLContext, prefix: bytes, request: bytes) -> bytes:
@@ -251,9 +294,14 @@ def test_proxy_protocol_with_tls(serve: Any, tls: tuple[str, ssl.SSLContext], he
     assert scope == {"client": ["203.0.113.7", 56324], "scheme": "https", "tls": True}
 
 
-def test_proxy_protocol_with_tls_rejects_bad_header_and_bad_handshake(serve: Any, tls: tuple[str, ssl.SSLContext]) -> None:
+def test_proxy_protocol_with_tls_rejects_bad_header_and_bad_handshake(
+    serve: Any, tls: tuple[str, ssl.SSLContext], caplog: pytest.LogCaptureFixture
+) -> None:
     certfile, ctx = tls
     with serve(scope_app, proxy_protocol=True, ssl_certfile=certfile) as server:
+        with server.connect() as sock:  # a header, then a reset instead of a handshake
+            sock.sendall(b"PROXY TCP4 203.0.113.7 192.0.2.1 1 2\r\n")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         with server.connect() as sock:  # TLS without the header
             with pytest.raises((ConnectionError, ssl.SSLError)):
                 tls_request(sock, ctx, b"", CLOSING_REQUEST)
@@ -263,3 +311,5 @@ def test_proxy_protocol_with_tls_rejects_bad_header_and_bad_handshake(serve: Any
         with server.connect() as sock:
             scope = scope_of(tls_request(sock, ctx, b"PROXY TCP4 203.0.113.8 192.0.2.1 1 2\r\n", CLOSING_REQUEST))
     assert scope["client"] == ["203.0.113.8", 1]
+    # Failed handshakes are the clients' business, not errors of the server.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -1,4 +1,4 @@
-"""Honour the client address and scheme reported by trusted reverse proxies.
+"""Honour the client address, scheme and host reported by trusted reverse proxies.
 
 A proxy in front of the server terminates the client connection, so the
 socket peer we see is the proxy, not the client. Proxies report the original
@@ -295,15 +295,28 @@ def _set_scheme(scope: Scope, proto: str) -> None:
         scope["scheme"] = "https" if secure else "http"
 
 
+# RFC 7239 `host` is a Host header value: a name, IPv4 or [IPv6] address and
+# an optional port.  Anything else is ignored rather than handed to the app.
+_HOST_RE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?")
+
+
+def _set_host(scope: Scope, host: str) -> None:
+    if _HOST_RE.fullmatch(host) is None:
+        return
+    headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
+    headers.append((b"host", host.encode("ascii")))
+    scope["headers"] = headers
+
+
 class ProxyHeadersMiddleware:
     """ASGI middleware rewriting ``scope["client"]`` and ``scope["scheme"]``
     from proxy headers, when the connection comes from a trusted proxy.
 
     ``Forwarded`` wins over the ``X-Forwarded-*`` pair when present: a proxy
     that emits it may pass client-supplied X-Forwarded-* through untouched.
-    The ``host`` parameter is deliberately ignored: the scope has no slot for
-    the requested host (apps read the ``Host`` header), and ``scope["server"]``
-    describes our listening socket, not what the client asked for.
+    Its ``host`` parameter replaces the request's ``Host`` header, which is
+    where apps read the host the client asked for (to build absolute URLs,
+    say); ``scope["server"]`` still describes our own listening socket.
 
     The scope is modified in place; the server builds a fresh one per request.
     """
@@ -388,3 +401,6 @@ class ProxyHeadersMiddleware:
             proto = selected.get("proto")
             if proto is not None:
                 _set_scheme(scope, proto)
+            host = selected.get("host")
+            if host is not None:
+                _set_host(scope, host)

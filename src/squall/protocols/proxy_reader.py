@@ -53,15 +53,18 @@ class ProxyProtocolReader(asyncio.BufferedProtocol):
         self._protocol: Any = protocol_factory()
         config = getattr(self._protocol, "config", None)
         self._tls: ssl.SSLContext | None = getattr(config, "proxy_protocol_ssl", None)
-        self._transport: asyncio.Transport | None = None
+        self._transport: asyncio.Transport = None  # type: ignore[assignment]
         self._received = bytearray()
         self._buffer = bytearray()
         self._timer: asyncio.TimerHandle | None = None
+        self._peername: Any = None
 
     # -- asyncio.BufferedProtocol ---------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        # For log messages; uvloop cannot tell it any more once the connection is lost.
+        self._peername = transport.get_extra_info("peername")
         self._timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT, self._on_timeout)
 
     def get_buffer(self, sizehint: int) -> bytearray:
@@ -83,13 +86,13 @@ class ProxyProtocolReader(asyncio.BufferedProtocol):
         self._cancel_timer()
         client = info.source if info.source is not None and _is_ip(info.source[0]) else None
         if self._tls is None:
-            self._hand_over(self._transport, client)  # type: ignore[arg-type]
+            self._hand_over(self._transport, client)
             rest = bytes(self._received[consumed:])
             if rest:
                 self._protocol.data_received(rest)
         else:
             # Nothing more may reach this protocol: the rest is for TLS.
-            self._transport.pause_reading()  # type: ignore[union-attr]
+            self._transport.pause_reading()
             task = asyncio.get_running_loop().create_task(self._start_tls(client))
             _handshakes.add(task)
             task.add_done_callback(_handshakes.discard)
@@ -112,7 +115,9 @@ class ProxyProtocolReader(asyncio.BufferedProtocol):
 
     async def _start_tls(self, client: tuple[str, int] | None) -> None:
         transport = self._transport
-        assert transport is not None and self._tls is not None
+        assert self._tls is not None
+        if transport.is_closing():  # lost while this task was waiting to start
+            return
         early = _EarlyEvents()
         try:
             tls_transport = await asyncio.get_running_loop().start_tls(
@@ -120,7 +125,7 @@ class ProxyProtocolReader(asyncio.BufferedProtocol):
             )
         except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError is an OSError
             # As for TLS without the PROXY protocol: the client's problem, not the server's.
-            logger.debug("TLS handshake with %s failed: %s", self._peer(), exc)
+            logger.debug("TLS handshake with %s failed: %s", self._peer(), str(exc) or type(exc).__name__)
             if not transport.is_closing():
                 transport.close()
             return
@@ -141,14 +146,14 @@ class ProxyProtocolReader(asyncio.BufferedProtocol):
 
     def _close(self) -> None:
         self._cancel_timer()
-        if self._transport is not None and not self._transport.is_closing():
+        if not self._transport.is_closing():
             self._transport.close()
 
     def _peer(self) -> str:
-        peer = self._transport.get_extra_info("peername") if self._transport is not None else None
+        peer = self._peername
         if isinstance(peer, (tuple, list)) and len(peer) >= 2:
             return f"{peer[0]}:{peer[1]}"
-        return peer or "a Unix socket peer"
+        return "a Unix socket client" if isinstance(peer, str) else "a client"
 
 
 class _EarlyEvents(asyncio.Protocol):

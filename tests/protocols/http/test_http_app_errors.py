@@ -121,3 +121,13 @@ def test_sending_after_the_response_completed_raises(serve: Any) -> None:
         wait_for(lambda: len(caught) == 1)
         # The complete response was fine: the connection is still usable.
         assert client.request(get_request()).body == b"done"
+
+
+def test_a_500_to_a_head_request_has_no_body(serve: Any) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise ValueError("boom")
+
+    with serve(app) as server, RawClient.connect(server.port) as client:
+        response = client.request(b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n", method="HEAD")
+        assert response.status == 500 and response.closes
+        assert client.read_until_closed() == b""

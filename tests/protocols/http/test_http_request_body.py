@@ -99,7 +99,7 @@ def test_unread_body_pauses_reading_until_the_app_reads(serve: Any) -> None:
             now = time.monotonic()
             if stalled_since is None:
                 stalled_since = now
-            elif now - stalled_since > 0.3:
+            elif now - stalled_since > 0.25:
                 break
             select.select([], [sock], [], 0.05)
         assert sent < 3 * 1024 * 1024, f"the server kept reading an unconsumed body: {sent} bytes taken"
@@ -177,3 +177,18 @@ def test_http_disconnect_when_the_client_goes_away(serve: Any) -> None:
     assert body == b"payload"
     assert message == {"type": "http.disconnect"}
     assert received_at >= closed_at, "receive() returned before the client went away"
+
+
+def test_an_upgrade_not_taken_is_plain_http_body_included(serve: Any) -> None:
+    """`Upgrade: h2c` (curl --http2) and WebSocket with --ws none: served as HTTP/1.1."""
+    upgrade = b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+    websocket = b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: a2V5a2V5a2V5a2V5a2V5a2V5\r\n"
+    head = b"POST /up HTTP/1.1\r\nHost: test\r\n"
+    with serve(echo_app) as server, RawClient.connect(server.port) as client:
+        assert client.request(head + upgrade + b"Content-Length: 5\r\n\r\nhello").body == b"POST /up hello"
+        client.send(head + upgrade + b"Transfer-Encoding: chunked\r\n\r\n")  # the body comes later
+        client.send(chunked(b"wor", b"ld"))
+        assert client.read_response().body == b"POST /up world"
+        client.send(get_request("/ws", headers=websocket.decode()) + get_request("/after"))
+        assert client.read_response().body == b"GET /ws "
+        assert client.read_response().body == b"GET /after "

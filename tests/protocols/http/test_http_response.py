@@ -143,3 +143,12 @@ def test_root_path(serve: Any) -> None:
     with serve(app, root_path="/api") as server, RawClient.connect(server.port) as client:
         assert client.request(get_request("/x?q=1")).body == b"/api|/api/x|/api/x"
         assert client.request(get_request("/a%20b")).body == b"/api|/api/a b|/api/a%20b"
+
+
+def test_head_on_http10_keep_alive_without_content_length(serve: Any) -> None:
+    """No body follows a HEAD response, so it needs no close to delimit one."""
+    with serve(streaming_app) as server, RawClient.connect(server.port) as client:
+        head = b"HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        response = client.request(head, method="HEAD")
+        assert response.status == 200 and response.get("connection") == "keep-alive"
+        assert client.request(get_request(headers="Connection: keep-alive\r\n", version="1.0")).status == 200

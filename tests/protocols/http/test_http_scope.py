@@ -61,6 +61,7 @@ def test_the_full_http_scope(serve: Any) -> None:
     assert isinstance(first["extensions"], dict)
 
     assert second["http_version"] == "1.0"
+    assert [name for name, _ in second["headers"]] == [b"host"]
     assert second["path"] == "/plain" and second["raw_path"] == b"/plain"
     assert second["query_string"] == b""
 
@@ -100,3 +101,24 @@ def test_state_is_a_per_request_copy_of_the_lifespan_state(serve: Any) -> None:
         with RawClient.connect(server.port) as other:
             assert other.request(get_request("/three")).status == 200
     assert seen.snapshot() == [{"db": "connected", "counter": 0}] * 3
+
+
+def test_lenient_but_valid_heads_read_alike(serve: Any) -> None:
+    """Inputs one parser might normalise differently give the same scope with both."""
+    scopes, app = scope_recorder()
+    with serve(app) as server, RawClient.connect(server.port) as client:
+        client.request(
+            b"POST /x HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: Chunked\r\nX-Tabs:\t\tv\t \r\n"
+            b"X-Empty:\r\nX-Obs-Text: caf\xc3\xa9\r\nContent-Type: a/b\r\n\r\n0\r\n\r\n"
+        )
+        client.request(b"GET /host-in-1.0 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    chunked_request, no_host = scopes.snapshot()
+    assert chunked_request["headers"] == [
+        (b"host", b"test"),
+        (b"transfer-encoding", b"chunked"),
+        (b"x-tabs", b"v"),
+        (b"x-empty", b""),
+        (b"x-obs-text", b"caf\xc3\xa9"),
+        (b"content-type", b"a/b"),
+    ]
+    assert no_host["headers"] == [(b"connection", b"keep-alive")]

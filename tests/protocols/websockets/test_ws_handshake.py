@@ -13,6 +13,7 @@ from ws_helpers import (
     TIMEOUT,
     Recorder,
     WsprotoClient,
+    client_frame,
     echo_app,
     handshake_request,
     raw_request,
@@ -222,9 +223,7 @@ def test_client_gone_before_accept(ws_serve: Any) -> None:
 
 def test_early_frames_are_kept_until_accept(ws_serve: Any) -> None:
     """A client that sends a frame right behind its handshake still gets it echoed."""
-    from wsproto.frame_protocol import FrameProtocol
-
-    frame = bytes(FrameProtocol(client=True, extensions=[]).send_data("early"))
+    frame = client_frame("early")
     with ws_serve(echo_app()) as server, socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
         sock.sendall(handshake_request() + frame)
         sock.settimeout(TIMEOUT)

@@ -31,6 +31,7 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import FrameProtocol
 
 TIMEOUT = 5.0
 
@@ -45,6 +46,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float = TIMEOUT, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.005)
+
+
+def client_frame(data: str | bytes) -> bytes:
+    """One masked data frame, as a client sends it, outside any connection's state."""
+    return bytes(FrameProtocol(client=True, extensions=[]).send_data(data))
 
 
 def new_key() -> str:
@@ -227,6 +233,13 @@ class WsprotoClient:
     def accepted(self) -> bool:
         return isinstance(self.handshake, AcceptConnection)
 
+    @property
+    def deflate(self) -> PerMessageDeflate | None:
+        """The permessage-deflate extension the server agreed to, if any."""
+        assert isinstance(self.handshake, AcceptConnection), self.handshake
+        found = [e for e in self.handshake.extensions if isinstance(e, PerMessageDeflate)]
+        return found[0] if found else None
+
 
 class Recorder:
     """What the app saw, handed from the server's thread to the test."""
@@ -288,3 +301,7 @@ def ws_connections(server: Any) -> list[Any]:
     from squall.protocols.websockets.asgi import WebSocketProtocol
 
     return [c for c in list(server.server.server_state.connections) if isinstance(c, WebSocketProtocol)]
+
+
+# For servers started as a subprocess (`squall ws_helpers:echo --app-dir ...`).
+echo = echo_app()

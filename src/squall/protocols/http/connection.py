@@ -39,11 +39,19 @@ access_logger = logging.getLogger("squall.access")
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 ASGI2_VERSION = {"version": "2.0", "spec_version": "2.4"}
 
+# The request methods llhttp knows; it rejects any other, and h11 is held to
+# the same list so that a request is served or refused whichever parser reads it.
+KNOWN_METHODS = frozenset(
+    b"GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH PURGE QUERY COPY LOCK MKCOL MOVE PROPFIND"
+    b" PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY"
+    b" SUBSCRIBE UNSUBSCRIBE MKCALENDAR LINK UNLINK SOURCE".split()
+)
+
 # What a request line adds to its method and target: b" " + b" HTTP/1.1" + b"\r\n".
 REQUEST_LINE_OVERHEAD = 12
 
 _SPECIAL_REQUEST_HEADERS = frozenset(
-    (b"connection", b"content-length", b"transfer-encoding", b"expect", b"upgrade")
+    (b"host", b"connection", b"content-length", b"transfer-encoding", b"expect", b"upgrade")
 )
 
 
@@ -178,6 +186,8 @@ class HTTPConnection(asyncio.Protocol):
             self.close_transport()
 
     def abort(self) -> None:
+        self.closing = True
+        self.idle_since = None
         if not self.transport.is_closing():
             self.transport.abort()
 
@@ -214,7 +224,11 @@ class HTTPConnection(asyncio.Protocol):
         """
         self.idle_since = None
         if http_version != "1.1" and http_version != "1.0":
-            raise BadRequest(f"Unsupported HTTP version {http_version}.", 505)
+            # llhttp rejects other versions outright (and reads a request line
+            # without one as 0.9); h11 takes any digit.digit.  Answer alike.
+            raise BadRequest(f"Unsupported HTTP version {http_version}.", 505 if http_version == "2.0" else 400)
+        if method not in KNOWN_METHODS:
+            raise BadRequest(f"Unknown method {method[:20]!r}.")
         # The head size limit, counted alike whichever parser read it (and
         # however the bytes arrived): request line, then each header line.
         head_size = len(method) + len(target) + REQUEST_LINE_OVERHEAD
@@ -225,18 +239,24 @@ class HTTPConnection(asyncio.Protocol):
         chunked = False
         expect_100 = False
         upgrade: bytes | None = None
+        hosts = 0
         for name, value in headers:
             head_size += len(name) + len(value) + 4
             if name in _SPECIAL_REQUEST_HEADERS:
-                if name == b"content-length":
-                    if content_length is not None and content_length != value:
-                        raise BadRequest("Conflicting Content-Length headers.")
+                if name == b"host":
+                    hosts += 1
+                elif name == b"content-length":
+                    # Even a repeated equal value is refused (RFC 9110 8.6
+                    # allows either), as llhttp does.
+                    if content_length is not None:
+                        raise BadRequest("More than one Content-Length header.")
                     if not value.isdigit():
                         raise BadRequest("Invalid Content-Length header.")
                     content_length = value
                 elif name == b"transfer-encoding":
-                    # RFC 9112 6.3: chunked must be the final coding, else 400.
-                    if value.rsplit(b",", 1)[-1].strip().lower() != b"chunked":
+                    # Only chunked is decoded: a body in any other coding
+                    # cannot be delimited or handed to the app as sent.
+                    if value.strip().lower() != b"chunked":
                         raise BadRequest("Unsupported Transfer-Encoding.")
                     chunked = True
                 elif name == b"connection":
@@ -247,6 +267,9 @@ class HTTPConnection(asyncio.Protocol):
                     upgrade = value.lower()
         if head_size + 2 > self.max_head_size:
             raise BadRequest("The request head is larger than --h11-max-incomplete-event-size.", 431)
+        if hosts != 1 and (hosts or http_version == "1.1"):
+            # RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one in 1.0.
+            raise BadRequest("A request must have exactly one Host header.")
         if content_length is not None and chunked:
             raise BadRequest("Both Content-Length and Transfer-Encoding were sent.")
 

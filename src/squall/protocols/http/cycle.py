@@ -139,7 +139,11 @@ class RequestResponseCycle:
         self.keep_alive = False
         self.response_started = True
         self.status = 500
-        self.conn.write(simple_response(500, "Internal Server Error", self.conn.server_state.default_headers))
+        self.conn.write(
+            simple_response(
+                500, "Internal Server Error", self.conn.server_state.default_headers, head_only=self.is_head
+            )
+        )
         self._complete()
 
     async def receive(self) -> dict[str, Any]:
@@ -275,6 +279,6 @@ class RequestResponseCycle:
     def _complete(self) -> None:
         self.response_complete = True
         self.wake()  # a task waiting in receive() now gets http.disconnect
-        if self._framing == FRAMING_CLOSE:
-            self.keep_alive = False
+        if self._framing == FRAMING_CLOSE and not self.is_head:
+            self.keep_alive = False  # the end of the connection ends the body
         self.conn.on_response_complete(self)

@@ -9,6 +9,7 @@ after each request a fresh `h11.Connection` takes over what was left unread.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, Any
 
 import h11
@@ -18,6 +19,11 @@ from squall.protocols.http.connection import BadRequest, HTTPConnection, Request
 if TYPE_CHECKING:
     from squall.config import Config
     from squall.server import ServerState
+
+# What h11 accepts in a request head and llhttp refuses: control characters
+# other than HTAB, a CR or LF that is not part of a CRLF, and obs-fold
+# continuation lines (RFC 9112 5.2 lets a server refuse them).
+_INVALID_HEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n|\n[ \t]")
 
 
 class H11Protocol(HTTPConnection):
@@ -31,6 +37,9 @@ class H11Protocol(HTTPConnection):
         super().__init__(config, server_state, app_state, _loop)
         # True while the parser has no bytes of the next request yet.
         self._before_request = True
+        # The bytes of the next request head as they arrive (h11 does not
+        # expose them), to hold it to llhttp's rules; None once it is parsed.
+        self._raw_head: bytes | None = b""
         self.parser = self._new_parser(b"")
 
     def _new_parser(self, data: bytes) -> h11.Connection:
@@ -39,6 +48,7 @@ class H11Protocol(HTTPConnection):
         # does so too); h11 would take them for a missing request line.
         data = data.lstrip(b"\r\n")
         self._before_request = not data
+        self._raw_head = data
         if data:
             parser.receive_data(data)
         return parser
@@ -49,6 +59,8 @@ class H11Protocol(HTTPConnection):
             if not data:
                 return
             self._before_request = False
+        if self._raw_head is not None:
+            self._raw_head += data
         self.parser.receive_data(data)
         self._parse()
 
@@ -63,8 +75,9 @@ class H11Protocol(HTTPConnection):
             try:
                 event = self.parser.next_event()
             except h11.RemoteProtocolError as exc:
-                status = exc.error_status_hint
-                if status == 431:  # an unfinished head over the limit
+                if exc.error_status_hint == 431 and self._raw_head is not None:
+                    # An unfinished head over the limit (in a body, the same
+                    # error means an endless chunk-size line: a plain 400).
                     line = self.parser.trailing_data[0].partition(b"\r\n")[0]
                     method, _, rest = line.partition(b" ")
                     status = self.head_overflow_status(method, rest.partition(b" ")[0])
@@ -89,7 +102,9 @@ class H11Protocol(HTTPConnection):
     def _on_request(self, event: h11.Request) -> bool:
         headers = list(event.headers)
         http_version = event.http_version.decode("ascii")
+        raw_head, self._raw_head = self._raw_head, None
         try:
+            _check_raw_head(raw_head or b"", headers)
             upgrade = self.on_request_head(event.method, event.target, http_version, headers)
         except BadRequest as exc:
             self.on_parse_error(exc.status, str(exc))
@@ -100,3 +115,19 @@ class H11Protocol(HTTPConnection):
             self.upgrade(RequestHead(event.method, event.target, http_version, headers), trailing)
             return True
         return False
+
+
+def _check_raw_head(data: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """Refuse what h11 lets through but llhttp does not, so that both parsers serve the same requests."""
+    end = data.find(b"\r\n\r\n")
+    if end == -1:
+        raise BadRequest("The request head ends in a bare LF.")
+    head = data[: end + 2]
+    match = _INVALID_HEAD.search(head)
+    if match is not None:
+        raise BadRequest(f"Invalid character {match.group()[:1]!r} in the request head.")
+    # h11 merges repeated Content-Length headers (and "5, 5" lists) into one.
+    if any(name == b"content-length" for name, _ in headers):
+        lines = [line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+        if len(lines) != 1 or b"," in lines[0]:
+            raise BadRequest("More than one Content-Length value.")

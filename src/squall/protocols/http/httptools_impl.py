@@ -34,6 +34,12 @@ class HttpToolsProtocol(HTTPConnection):
         self._head_size = -1
         self._head_spans_reads = False
         self._upgrade_head: RequestHead | None = None
+        # llhttp takes everything after an upgrade request's head for the new
+        # protocol, body included.  When the upgrade is not taken and there is
+        # a body, this is a head that frames it alike, for a fresh parser to
+        # read the body with (`_replaying` while that head is fed to it).
+        self._skipped_body_head: bytes | None = None
+        self._replaying = False
 
     def data_received(self, data: bytes) -> None:
         if self.closing or self.pending_error is not None:
@@ -66,40 +72,65 @@ class HttpToolsProtocol(HTTPConnection):
         head, self._upgrade_head = self._upgrade_head, None
         if head is not None:
             self.upgrade(head, trailing)
-        elif trailing and not self.closing:
-            # An upgrade we don't do (h2c, or WebSockets disabled): the request
-            # was served as plain HTTP, so go on parsing what follows it.
+            return
+        # An upgrade we don't do (h2c, or WebSockets disabled): the request is
+        # served as plain HTTP, so go on parsing its body and what follows.
+        if self._skipped_body_head is not None:
+            synthetic, self._skipped_body_head = self._skipped_body_head, None
+            self.parser = httptools.HttpRequestParser(self)
+            self._replaying = True
+            try:
+                self.parser.feed_data(synthetic)
+            finally:
+                self._replaying = False
+        if trailing and not self.closing:
             self.data_received(trailing)
 
     # -- httptools callbacks ---------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._replaying:
+            return
         self._url = b""
         self._headers = []
         self._head_size = 0
         self._head_spans_reads = False
 
     def on_url(self, url: bytes) -> None:
+        if self._replaying:
+            return
         self._url += url
         if not self._head_spans_reads:
             self._head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._head_size < 0:
-            return  # a trailer field after a chunked body: not part of the scope
+            return  # a trailer field after a chunked body (or a replayed head): not part of the scope
         if not self._head_spans_reads:
             self._head_size += len(name) + len(value) + 4
         # llhttp drops the whitespace before a value but keeps what follows
         # it; neither is part of the value (RFC 9110 5.5), and h11 drops both.
-        self._headers.append((name.lower(), value.rstrip(b" \t")))
+        name = name.lower()
+        value = value.rstrip(b" \t")
+        if name == b"transfer-encoding":
+            value = value.lower()  # as h11 gives it
+        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self._replaying:
+            return
         self._head_size = -1
         parser = self.parser
         method = parser.get_method()
         http_version = parser.get_http_version()
         if self.on_request_head(method, self._url, http_version, self._headers):
             self._upgrade_head = RequestHead(method, self._url, http_version, self._headers)
+        elif parser.should_upgrade() and self.parsing is not None and self.parsing.more_body:
+            framing = b"Transfer-Encoding: chunked"
+            for name, value in self._headers:
+                if name == b"content-length":
+                    framing = b"Content-Length: " + value
+            self._skipped_body_head = b"POST / HTTP/1.1\r\n" + framing + b"\r\n\r\n"
 
     def on_body(self, body: bytes) -> None:
         cycle = self.parsing
@@ -107,6 +138,8 @@ class HttpToolsProtocol(HTTPConnection):
             cycle.feed_body(body)
 
     def on_message_complete(self) -> None:
+        if self._skipped_body_head is not None:
+            return  # llhttp skipped the body: the replaying parser reads it
         cycle = self.parsing
         if cycle is not None:
             cycle.end_body()

@@ -143,8 +143,10 @@ def _without(default_headers: bytes, names: list[bytes]) -> bytes:
     return b"".join(line + b"\r\n" for line in kept)
 
 
-def simple_response(status: int, body: str, default_headers: bytes = b"", close: bool = True) -> bytes:
-    """A complete plain-text response written by the server itself."""
+def simple_response(
+    status: int, body: str, default_headers: bytes = b"", close: bool = True, head_only: bool = False
+) -> bytes:
+    """A complete plain-text response written by the server itself (`head_only` for HEAD requests)."""
     data = body.encode("utf-8")
     return b"".join(
         (
@@ -154,6 +156,6 @@ def simple_response(status: int, body: str, default_headers: bytes = b"", close:
             b"content-length: %d\r\n" % len(data),
             b"connection: close\r\n" if close else b"",
             b"\r\n",
-            data,
+            b"" if head_only else data,
         )
     )

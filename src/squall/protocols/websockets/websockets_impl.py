@@ -21,11 +21,11 @@ from collections.abc import Callable
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from squall.protocols.websockets.asgi import CLOSE_ABNORMAL, WebSocketProtocol
+from squall.protocols.websockets.asgi import CLOSE_ABNORMAL, CLOSE_NO_STATUS, WebSocketProtocol
 from squall.protocols.websockets.handshake import HandshakeRequest
 
 _TEXT = Opcode.TEXT
@@ -103,6 +103,10 @@ class WebSocketsProtocol(WebSocketProtocol):
             elif opcode is _PONG:
                 self._on_pong(bytes(frame.data))
             # A ping was answered by the library; a close frame is seen below.
+        received = ws.close_rcvd
+        if ws.parser_exc is not None and received is not None:
+            self._close_mid_message(received)
+            return
         self._flush()
         if ws.parser_exc is not None:
             sent = ws.close_sent
@@ -110,8 +114,34 @@ class WebSocketsProtocol(WebSocketProtocol):
                 self._on_protocol_error(sent.code, sent.reason)
             else:
                 self._on_protocol_error(CLOSE_ABNORMAL, "")
-        elif ws.close_rcvd is not None:
-            self._on_peer_close(ws.close_rcvd.code, ws.close_rcvd.reason)
+        elif received is not None:
+            self._on_peer_close(received.code, received.reason)
+
+    def _close_mid_message(self, received: Close) -> None:
+        """The peer's close frame interrupted a fragmented message.
+
+        RFC 6455 5.4 lets control frames, Close included, come between the
+        fragments of a message; the unfinished message is simply dropped and
+        the close echoed like any other (Autobahn case 7.1.5).  websockets
+        instead fails the connection with 1002: it records the close frame,
+        then raises, so this is the one failure with `close_rcvd` set.  Its
+        failure output is a 1002 close frame and the end-of-stream marker
+        (unless our own close frame was already out): replace them with the
+        echo.
+        """
+        ws = self._ws
+        out = ws.data_to_send()
+        if ws.close_rcvd_then_sent:
+            del out[-2:]
+            payload = b"" if received.code == CLOSE_NO_STATUS else received.serialize()
+            out.append(Frame(Opcode.CLOSE, payload).serialize(mask=False))
+        write = self.transport.write
+        for chunk in out:
+            if chunk:
+                write(chunk)
+        self._fragments = []
+        self._decoder = None
+        self._on_peer_close(received.code, received.reason)
 
     def _add_fragment(self, data: bytes, final: bool) -> bool:
         """Keep a fragment; False if the connection had to be failed for it."""

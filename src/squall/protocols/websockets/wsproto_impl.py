@@ -85,9 +85,7 @@ class WSProtocol(WebSocketProtocol):
         else:
             self._size += len(data)
         if self._size > self.max_size:
-            reason = f"message larger than {self.max_size} bytes"
-            self.transport.write(self._conn.send(CloseConnection(code=_CLOSE_MESSAGE_TOO_BIG, reason=reason)))
-            self._on_protocol_error(_CLOSE_MESSAGE_TOO_BIG, reason)
+            self._fail(_CLOSE_MESSAGE_TOO_BIG, f"message larger than {self.max_size} bytes")
             return False
         if not event.message_finished:
             self._parts.append(data)
@@ -118,9 +116,14 @@ class WSProtocol(WebSocketProtocol):
         else:
             # wsproto reports a frame it could not parse as a close event in
             # an unchanged state: failing the connection is our job.
-            if state is ConnectionState.OPEN:
-                self.transport.write(conn.send(CloseConnection(code=code, reason=reason)))
-            self._on_protocol_error(code, reason)
+            self._fail(code, reason)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 7.1.7), with a close frame unless ours is already out."""
+        conn = self._conn
+        if conn.state is ConnectionState.OPEN:
+            self.transport.write(conn.send(CloseConnection(code=code, reason=reason)))
+        self._on_protocol_error(code, reason)
 
     def _send_text(self, text: str) -> None:
         self.transport.write(self._conn.send(TextMessage(data=text)))
