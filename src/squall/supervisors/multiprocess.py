@@ -130,7 +130,9 @@ class Multiprocess:
                 for key, _ in self.selector.select(self._seconds_to_next_timer()):
                     if key.data is not None:
                         handler, worker = key.data
-                        handler(worker)
+                        # An exit handled earlier in this batch may have reaped it.
+                        if worker in self.processes:
+                            handler(worker)
                 for sig in signals.drain():
                     self._on_signal(sig)
                 self._on_timers()

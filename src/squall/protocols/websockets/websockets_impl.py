@@ -74,7 +74,9 @@ class WebSocketsProtocol(WebSocketProtocol):
     def _receive_frames(self, data: bytes) -> None:
         ws = self._ws
         ws.receive_data(data)
-        for frame in ws.events_received():
+        # Only frames: the protocol was created OPEN, past the handshake's events.
+        frames: list[Frame] = ws.events_received()  # type: ignore[assignment]
+        for frame in frames:
             opcode = frame.opcode
             if opcode is _TEXT:
                 if frame.fin:
@@ -91,7 +93,8 @@ class WebSocketsProtocol(WebSocketProtocol):
             elif opcode is _BINARY:
                 payload = frame.data
                 if frame.fin:
-                    self._deliver({"type": "websocket.receive", "bytes": payload if type(payload) is bytes else bytes(payload)})
+                    message = payload if type(payload) is bytes else bytes(payload)
+                    self._deliver({"type": "websocket.receive", "bytes": message})
                 else:
                     self._decoder = None
                     self._fragments.append(bytes(payload))
@@ -143,7 +146,7 @@ class WebSocketsProtocol(WebSocketProtocol):
         self._decoder = None
         self._on_peer_close(received.code, received.reason)
 
-    def _add_fragment(self, data: bytes, final: bool) -> bool:
+    def _add_fragment(self, data: bytes | bytearray | memoryview, final: bool) -> bool:
         """Keep a fragment; False if the connection had to be failed for it."""
         decoder = self._decoder
         if decoder is None:

@@ -9,6 +9,8 @@ size, as the message arrives.
 
 from __future__ import annotations
 
+from typing import Any
+
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.extensions import PerMessageDeflate
@@ -31,17 +33,18 @@ def _negotiate_deflate(offers: list[bytes]) -> tuple[PerMessageDeflate, bytes] |
                 params = extension.accept(offer.strip())
             except ValueError:  # a malformed parameter: decline this offer
                 continue
-            if params is None:
+            if params is None or params is False:
                 continue
-            header = PerMessageDeflate.name + "; " + params if params else PerMessageDeflate.name
+            header = f"{PerMessageDeflate.name}; {params}" if isinstance(params, str) and params else PerMessageDeflate.name
             return extension, header.encode("latin-1")
     return None
 
 
 class WSProtocol(WebSocketProtocol):
     _conn: Connection
-    # The message being received: its parts so far and its size in bytes.
-    _parts: list[bytes | str]
+    # The message being received: its parts so far (all str or all bytes)
+    # and its size in bytes.
+    _parts: list[Any]
     _size: int
 
     def _negotiate(self, request: HandshakeRequest) -> bytes | None:
@@ -64,39 +67,39 @@ class WSProtocol(WebSocketProtocol):
         except LocalProtocolError:
             return  # the close handshake is complete: what follows is moot
         for event in conn.events():
-            kind = type(event)
-            if kind is TextMessage or kind is BytesMessage:
-                if not self._add_part(event):  # type: ignore[arg-type]
+            if isinstance(event, TextMessage):
+                text = event.data
+                # str.isascii() is O(1): only non-ASCII text pays for an encode to count its bytes.
+                size = len(text) if text.isascii() else len(text.encode("utf-8"))
+                if not self._add_part(text, size, event.message_finished):
                     return
-            elif kind is Ping:
-                self.transport.write(conn.send(event.response()))  # type: ignore[union-attr]
-            elif kind is Pong:
-                self._on_pong(bytes(event.payload))  # type: ignore[union-attr]
-            elif kind is CloseConnection:
-                self._close_event(event)  # type: ignore[arg-type]
+            elif isinstance(event, BytesMessage):
+                if not self._add_part(event.data, len(event.data), event.message_finished):
+                    return
+            elif isinstance(event, Ping):
+                self.transport.write(conn.send(event.response()))
+            elif isinstance(event, Pong):
+                self._on_pong(bytes(event.payload))
+            elif isinstance(event, CloseConnection):
+                self._close_event(event)
                 return
 
-    def _add_part(self, event: TextMessage | BytesMessage) -> bool:
-        """Add a piece of a message; False if it made the message too big."""
-        data = event.data
-        if type(data) is str:
-            # str.isascii() is O(1): only non-ASCII text pays for an encode.
-            self._size += len(data) if data.isascii() else len(data.encode("utf-8"))
-        else:
-            self._size += len(data)
+    def _add_part(self, data: str | bytes | bytearray, size: int, last: bool) -> bool:
+        """Add a piece of the message being received; False if it made the message too big."""
+        self._size += size
         if self._size > self.max_size:
             self._fail(_CLOSE_MESSAGE_TOO_BIG, f"message larger than {self.max_size} bytes")
             return False
-        if not event.message_finished:
+        if not last:
             self._parts.append(data)
             return True
         parts = self._parts
         if parts:
             parts.append(data)
-            data = "".join(parts) if type(data) is str else b"".join(parts)  # type: ignore[arg-type]
             self._parts = []
+            data = "".join(parts) if isinstance(data, str) else b"".join(parts)
         self._size = 0
-        if type(data) is str:
+        if isinstance(data, str):
             self._deliver({"type": "websocket.receive", "text": data})
         else:
             self._deliver({"type": "websocket.receive", "bytes": data if type(data) is bytes else bytes(data)})
