@@ -10,6 +10,8 @@ import socket
 
 # supervisor -> worker: "is your event loop alive?"
 PING = b"p"
+# supervisor -> worker: your replacement is serving; drain, then exit.
+RETIRE = b"t"
 # worker -> supervisor: the answer, sent from the worker's event loop.
 PONG = b"P"
 # worker -> supervisor: listening, and in the server's main loop.

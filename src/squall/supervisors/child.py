@@ -16,8 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from squall.config import Config, ConfigError
-from squall.server import Server
-from squall.supervisors.channel import DRAINING, PING, PONG, READY, receive, send
+from squall.supervisors.channel import DRAINING, PING, PONG, READY, RETIRE, receive, send
+from squall.supervisors.drain import DrainableServer
 
 logger = logging.getLogger("squall.error")
 
@@ -36,7 +36,7 @@ def run_server_process(config: Config, sockets: Sequence[socket.socket], channel
     # The Config arrived by pickle, which does not run __init__ again.
     config.configure_logging()
 
-    server = Server(config)
+    server = DrainableServer(config)
     if channel is not None:
         WorkerAgent(server, channel).attach()
     try:
@@ -62,13 +62,16 @@ class WorkerAgent:
     server's main loop: its first call means the server is listening, and a
     ping only gets an answer while that loop is actually turning.
 
+    When its replacement is serving, the supervisor sends RETIRE: the worker
+    drains (see squall.supervisors.drain), then shuts down as usual.
+
     It also takes over --limit-max-requests: instead of the server leaving
     its main loop at the limit, the agent asks for a replacement and the
     worker keeps serving until the supervisor, with the replacement ready,
-    sends SIGTERM.  No capacity is lost while the replacement imports the app.
+    retires it.  No capacity is lost while the replacement imports the app.
     """
 
-    def __init__(self, server: Server, channel: socket.socket) -> None:
+    def __init__(self, server: DrainableServer, channel: socket.socket) -> None:
         self.server = server
         self.channel = channel
         self.ready = False
@@ -77,6 +80,7 @@ class WorkerAgent:
         self._chained: Callable[[], Awaitable[None]] | None = None
         self._chained_every = 0.0
         self._chained_at = 0.0
+        self._retiring: asyncio.Task[None] | None = None
 
     def attach(self) -> None:
         """Hook into the server's config; call before the server runs."""
@@ -118,5 +122,12 @@ class WorkerAgent:
             asyncio.get_running_loop().remove_reader(self.channel.fileno())
             logger.warning("The supervisor process is gone; shutting down.")
             self.server.should_exit = True
-        elif PING in data:
+            return
+        if PING in data:
             send(self.channel, PONG)
+        if RETIRE in data and self._retiring is None:
+            self._retiring = asyncio.get_running_loop().create_task(self._retire())
+
+    async def _retire(self) -> None:
+        await self.server.drain()
+        self.server.should_exit = True

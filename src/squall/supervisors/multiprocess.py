@@ -30,8 +30,9 @@ from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 
 from squall.config import Config
-from squall.supervisors.channel import DRAINING, PING, PONG, READY, channel_pair, receive, send
+from squall.supervisors.channel import DRAINING, PING, PONG, READY, RETIRE, channel_pair, receive, send
 from squall.supervisors.child import EXIT_STARTUP_FAILURE
+from squall.supervisors.drain import drain_limit
 from squall.supervisors.process import describe_exit, log_listening, start_server_process
 from squall.supervisors.signals import SignalQueue
 
@@ -62,7 +63,8 @@ class Worker:
         self.pid: int = process.pid  # type: ignore[assignment]
         self.ready = False
         self.draining = False  # asked to be replaced (request limit reached)
-        self.stopping = False  # sent SIGTERM; on its way out
+        self.stopping = False  # retired or sent SIGTERM: on its way out
+        self.terminated = False  # sent SIGTERM
         self.unhealthy = False  # killed by the health check
         self.successor: Worker | None = None
         self.predecessor: Worker | None = None
@@ -77,13 +79,33 @@ class Worker:
             pass
 
     def stop(self, kill_after: float | None) -> None:
-        """Ask for a graceful exit; kill it if still running `kill_after` seconds from now."""
+        """Ask for a graceful exit (SIGTERM); kill it if still running `kill_after` seconds from now.
+
+        A retiring worker gets SIGTERM too: it ends its drain and shuts down at once.
+        """
+        if self.terminated:
+            return
+        self.terminated = self.stopping = True
+        self.signal(signal.SIGTERM)
+        self._kill_in(kill_after)
+
+    def retire(self, kill_after: float | None) -> None:
+        """Ask a serving worker to drain, then exit (see squall.supervisors.drain).
+
+        A worker not serving yet has no connections to drain: it just stops.
+        """
         if self.stopping:
             return
+        if not self.ready or not send(self.channel, RETIRE):
+            self.stop(kill_after)
+            return
         self.stopping = True
-        self.signal(signal.SIGTERM)
-        if kill_after is not None:
-            self.kill_at = time.monotonic() + kill_after
+        self._kill_in(kill_after)
+
+    def _kill_in(self, seconds: float | None) -> None:
+        if seconds is not None:
+            deadline = time.monotonic() + seconds
+            self.kill_at = deadline if self.kill_at is None else min(self.kill_at, deadline)
 
 
 class Multiprocess:
@@ -114,6 +136,7 @@ class Multiprocess:
         self.ping_interval = min(MAX_PING_INTERVAL, self.healthcheck_timeout or MAX_PING_INTERVAL)
         graceful = config.timeout_graceful_shutdown
         self.kill_after = graceful + KILL_MARGIN if graceful is not None else None
+        self.retire_kill_after = self.kill_after + drain_limit(config) if self.kill_after is not None else None
 
     # -- the loop ------------------------------------------------------------
 
@@ -205,13 +228,15 @@ class Multiprocess:
         self.ever_ready = True
         self.respawn_delay.pop(worker.slot, None)
         old = worker.predecessor
-        if old is not None and not self.stopping and not worker.stopping:
+        if old is None:
+            logger.info("Worker %d [%d] is serving", worker.slot, worker.pid)
+        elif not self.stopping and not worker.stopping:
             # The successor is accepting: only now does the old worker leave.
             worker.predecessor = None
             old.successor = None
             self.slots[worker.slot] = worker
-            logger.info("Worker %d: [%d] is serving; stopping [%d]", worker.slot, worker.pid, old.pid)
-            old.stop(self.kill_after)
+            logger.info("Worker %d: [%d] is serving; retiring [%d]", worker.slot, worker.pid, old.pid)
+            old.retire(self.retire_kill_after)
         if worker is self.restarting:
             self.restarting = None
         if self.rolling:
@@ -303,7 +328,7 @@ class Multiprocess:
         for worker in list(self.processes):
             if worker.kill_at is not None and now >= worker.kill_at:
                 worker.kill_at = None
-                logger.error("Worker %d [%d] is still running %.0fs after SIGTERM; killing it", worker.slot, worker.pid, self.kill_after)
+                logger.error("Worker %d [%d] did not stop in time; killing it", worker.slot, worker.pid)
                 worker.signal(signal.SIGKILL)
 
         if self.healthcheck_timeout is None or self.stopping:
@@ -363,10 +388,10 @@ class Multiprocess:
         worker = self.slots.pop(slot, None)
         if worker is None:
             return
-        logger.info("Stopping worker %d [%d]", slot, worker.pid)
-        for leaving in (worker, worker.successor):
-            if leaving is not None:
-                leaving.stop(self.kill_after)
+        logger.info("Retiring worker %d [%d]", slot, worker.pid)
+        worker.retire(self.retire_kill_after)
+        if worker.successor is not None:
+            worker.successor.stop(self.kill_after)
         if worker.successor is not None and worker.successor is self.restarting:
             self.restarting = None
         if self.rolling:

@@ -84,27 +84,30 @@ async def body_after_complete(send: Any) -> None:
     await send({"type": "http.response.body", "body": b"more"})
 
 
-@pytest.mark.parametrize("misuse", [body_before_start, start_twice, unknown_message])
-def test_protocol_misuse_raises_in_send_and_closes(serve: Any, misuse: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_protocol_misuse_raises_in_send_and_closes(serve: Any, caplog: pytest.LogCaptureFixture) -> None:
+    misuses = {"/body-before-start": body_before_start, "/start-twice": start_twice, "/unknown": unknown_message}
     caught = Recorder()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
-            await misuse(send)
+            await misuses[scope["path"]](send)
         except RuntimeError as exc:
-            caught.add(exc)
+            caught.add((scope["path"], exc))
 
     caplog.set_level(logging.ERROR, logger="squall.error")
-    with serve(app) as server, RawClient.connect(server.port) as client:
-        client.send(get_request())
-        received = client.read_until_closed()
-        wait_for(lambda: len(caught) == 1, what="the app to catch a RuntimeError")
-    if misuse is start_twice:
-        # The first start was valid: its head may have left; no complete response can have.
-        assert b"content-length" not in received.lower() and not received.endswith(b"0\r\n\r\n")
-    else:
-        assert received.startswith(b"HTTP/1.1 500 ")
-        assert_no_error_text(received.partition(b"\r\n\r\n")[2])
+    with serve(app) as server:
+        for path in misuses:
+            with RawClient.connect(server.port) as client:
+                client.send(get_request(path))
+                received = client.read_until_closed()  # fails if the connection is left open
+            wait_for(lambda: len(caught) and caught.snapshot()[-1][0] == path, what=f"{path}: a RuntimeError")
+            if path == "/start-twice":
+                # The first start was valid: its head may have left; no complete response can have.
+                assert b"content-length" not in received.lower() and not received.endswith(b"0\r\n\r\n")
+            else:
+                assert received.startswith(b"HTTP/1.1 500 "), (path, received[:100])
+                assert_no_error_text(received.partition(b"\r\n\r\n")[2])
+    assert [path for path, _ in caught.snapshot()] == list(misuses)
 
 
 def test_sending_after_the_response_completed_raises(serve: Any) -> None:

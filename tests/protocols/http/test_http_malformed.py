@@ -158,6 +158,16 @@ def test_garbage_after_several_pipelined_requests(serve: Any) -> None:
         client.assert_closed()
 
 
+def test_bad_chunk_in_a_pipelined_request(serve: Any) -> None:
+    """The request before it is answered; the one with the broken body gets the 400."""
+    with serve(path_app) as server, RawClient.connect(server.port) as client:
+        client.send(get_request("/a") + POST + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n\r\n")
+        assert client.read_response().body == b"a"
+        response = client.read_response()
+        assert response.status == 400 and response.closes
+        client.assert_closed()
+
+
 def test_bad_chunk_while_the_app_reads_the_body(serve: Any) -> None:
     """A body that turns out malformed: the app sees a disconnect, the client a 400."""
     seen = Recorder()

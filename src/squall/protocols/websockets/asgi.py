@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -118,12 +119,13 @@ class WebSocketProtocol(asyncio.Protocol):
         self.server_state = server_state
         self.app_state = app_state
         self.access_log = access_logger.hasHandlers() and access_logger.isEnabledFor(logging.INFO)
-        self.max_size = config.ws_max_size
+        # None (from Python, not the CLI) means no limit.
+        self.max_size: int | None = config.ws_max_size
         self.per_message_deflate = config.ws_per_message_deflate
-        self._max_queue = config.ws_max_queue
+        self._max_queue: int = config.ws_max_queue or sys.maxsize
         # Reading resumes once the app has caught up this far, not at the first
         # message it takes, so that a slow app doesn't pause and resume per message.
-        self._resume_at = config.ws_max_queue // 4
+        self._resume_at = self._max_queue // 4
 
         # Set by the HTTP connection before connection_made when it knows better
         # than the transport (a PROXY protocol header).

@@ -87,7 +87,7 @@ class WSProtocol(WebSocketProtocol):
     def _add_part(self, data: str | bytes | bytearray, size: int, last: bool) -> bool:
         """Add a piece of the message being received; False if it made the message too big."""
         self._size += size
-        if self._size > self.max_size:
+        if self.max_size is not None and self._size > self.max_size:
             self._fail(_CLOSE_MESSAGE_TOO_BIG, f"message larger than {self.max_size} bytes")
             return False
         if not last:

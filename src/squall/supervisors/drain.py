@@ -1,0 +1,94 @@
+"""Handing over to another process without failing a request: draining.
+
+A plain graceful shutdown closes idle keep-alive connections at once.  A
+client may be sending its next request on one at that very moment, and gets
+a reset instead of a response: acceptable when the whole service stops, but
+a failed request in what should be an invisible restart.  So a server being
+replaced first *drains*:
+
+- it stops accepting (the listening socket stays open in the supervisor or
+  the Gunicorn arbiter, so new connections queue for the other workers
+  rather than being refused);
+- every response from then on carries `Connection: close`, so a keep-alive
+  client moves to another worker between two requests, never during one;
+- a connection accepted whose first request is not read yet reads it, and
+  is answered the same way;
+- a client that sends nothing more is closed by the usual keep-alive
+  timeout, a race every keep-alive client already has to handle.
+
+Then the server shuts down as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from squall.config import Config
+from squall.server import Server
+
+# How often the drain checks whether every connection has gone.
+POLL_SECONDS = 0.05
+# Beyond --timeout-keep-alive: the server sweeps idle connections twice a second.
+SLACK_SECONDS = 1.0
+
+
+def drain_limit(config: Config) -> float:
+    """How long a drain may take: every idle connection has timed out by then."""
+    return config.timeout_keep_alive + SLACK_SECONDS
+
+
+class CloseAfterResponse:
+    """ASGI middleware: once `closing` is set, HTTP responses say `Connection: close`.
+
+    The server honours an app's `Connection: close` and closes the
+    connection after that response, so this needs nothing from the HTTP
+    implementation beyond the ASGI interface.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.closing = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not self.closing or scope["type"] != "http":
+            return await self.app(scope, receive, send)  # type: ignore[no-any-return]
+
+        async def send_closing(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return await self.app(scope, receive, send_closing)  # type: ignore[no-any-return]
+
+
+class DrainableServer(Server):
+    """A `Server` that can `drain()` before it shuts down."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self._closer: CloseAfterResponse | None = None
+
+    async def startup(self, sockets: Sequence[socket.socket] | None = None) -> None:
+        # The app is loaded by now and no connection exists yet: every
+        # connection will call the app through the switch.
+        self._closer = CloseAfterResponse(self.config.loaded_app)
+        self.config.loaded_app = self._closer
+        await super().startup(sockets=sockets)
+
+    async def drain(self, limit: float | None = None) -> None:
+        """Stop accepting, and wait for the connections to end between requests.
+
+        Waits at most `limit` seconds, by default `drain_limit(config)`.
+        """
+        if self._closer is not None:
+            self._closer.closing = True
+        for listener in self.servers:
+            listener.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (drain_limit(self.config) if limit is None else limit)
+        while self.server_state.connections and not self.should_exit and loop.time() < deadline:
+            await asyncio.sleep(POLL_SECONDS)

@@ -1,0 +1,255 @@
+"""Squall under Gunicorn: `gunicorn -k squall.workers.SquallWorker` (and the h11 worker).
+
+Real Gunicorn arbiters with real workers and signals, plus a check of how
+Gunicorn's settings become Squall's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+gunicorn = pytest.importorskip("gunicorn")
+
+from gunicorn.config import Config as GunicornConfig  # noqa: E402
+from gunicorn.glogging import Logger  # noqa: E402
+
+from squall.config import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE  # noqa: E402
+from squall.workers import SquallH11Worker, SquallWorker  # noqa: E402
+from supervisors.supervised import NO_BYTECODE, Load, parse_answer, wait_until  # noqa: E402
+
+START_TIMEOUT = 20.0
+
+GUNICORN_APP = '''
+import os
+
+VERSION = "%s"
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        await send({"type": "websocket.send", "text": f"{os.getpid()} {message['text']}"})
+        await send({"type": "websocket.close", "code": 1000})
+        return
+    body = f"{os.getpid()} {VERSION}".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%%d" %% len(body))]})
+    await send({"type": "http.response.body", "body": body})
+'''
+
+
+def _has_setting(name: str) -> bool:
+    return name in GunicornConfig().settings
+
+
+class Gunicorn:
+    """A Gunicorn arbiter in a subprocess, its output collected as it comes."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        extra = ["--no-control-socket"] if _has_setting("control_socket_disable") else []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", *extra, *args],
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **NO_BYTECODE},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self._lines)
+
+    def wait_for_log(self, pattern: str, count: int = 1) -> list[re.Match[str]]:
+        """Wait until `pattern` has matched `count` times; return the matches."""
+
+        def matches() -> list[re.Match[str]]:
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                raise AssertionError(f"Gunicorn exited while waiting for {pattern!r}:\n{self.output}")
+            found = list(re.finditer(pattern, self.output))
+            return found if len(found) >= count else []
+
+        try:
+            return wait_until(matches, START_TIMEOUT, repr(pattern))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.output}") from None
+
+    def wait_started(self, workers: int) -> int:
+        port = int(self.wait_for_log(r"Listening at: https?://127\.0\.0\.1:(\d+)")[0].group(1))
+        self.wait_for_log(r"Application startup complete", count=workers)
+        return port
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(START_TIMEOUT)
+        self._reader.join(START_TIMEOUT)
+        return code
+
+
+@contextmanager
+def gunicorn_serving(tmp_path: Path, *args: str, workers: int = 2) -> Iterator[tuple[Gunicorn, int]]:
+    (tmp_path / "gapp.py").write_text(GUNICORN_APP % "1")
+    server = Gunicorn("--bind", "127.0.0.1:0", "--workers", str(workers), *args, "gapp:app", cwd=tmp_path)
+    try:
+        yield server, server.wait_started(workers)
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(START_TIMEOUT)
+
+
+def test_squall_worker_serves_http_and_websocket(tmp_path: Path) -> None:
+    with gunicorn_serving(tmp_path, "--worker-class", "squall.workers.SquallWorker") as (server, port):
+        response = httpx.get(f"http://127.0.0.1:{port}/", timeout=5.0)
+        assert response.status_code == 200 and response.headers["server"] == "squall"
+        pid, version = parse_answer(response.text)
+        assert version == "1"
+
+        if importlib.util.find_spec("squall.protocols.websockets.websockets_impl") is None:
+            print("WebSocket part skipped: squall.protocols.websockets.websockets_impl cannot be imported yet")
+        else:
+            from websockets.sync.client import connect
+
+            with connect(f"ws://127.0.0.1:{port}/", open_timeout=5.0) as websocket:
+                websocket.send("hello")
+                worker_pid, text = str(websocket.recv(timeout=5.0)).split()
+                assert text == "hello" and int(worker_pid) != server.proc.pid
+
+        assert server.stop() == 0
+        assert "Traceback" not in server.output
+
+
+def test_sighup_to_gunicorn_reloads_the_app_without_a_failed_request(tmp_path: Path) -> None:
+    with gunicorn_serving(tmp_path, "--worker-class", "squall.workers.SquallWorker") as (server, port):
+        old = {int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", server.output)}
+        with Load(f"http://127.0.0.1:{port}/", requests=600, threads=6, pace=0.03) as load:
+            wait_until(lambda: load.answered() >= 60, what="the load to get going")
+            (tmp_path / "gapp.py").write_text(GUNICORN_APP % "2")
+            server.proc.send_signal(signal.SIGHUP)
+            server.wait_for_log(r"Application startup complete", count=4)  # two new workers
+        assert load.result.failures == []
+
+        def new_version_only() -> bool:
+            answers = {parse_answer(httpx.get(f"http://127.0.0.1:{port}/", timeout=5.0).text) for _ in range(6)}
+            return all(version == "2" and pid not in old for pid, version in answers)
+
+        wait_until(new_version_only, what="only reloaded workers to answer")
+        assert server.stop() == 0
+
+
+def test_squall_h11_worker_serves(tmp_path: Path) -> None:
+    with gunicorn_serving(tmp_path, "--worker-class", "squall.workers.SquallH11Worker", workers=1) as (server, port):
+        response = httpx.get(f"http://127.0.0.1:{port}/", timeout=5.0)
+        assert response.status_code == 200 and parse_answer(response.text)[1] == "1"
+        assert server.stop() == 0
+
+
+def test_squall_worker_serves_tls_from_gunicorn_settings(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls = ["--certfile", str(tmp_path / "server.pem"), "--keyfile", str(tmp_path / "server.pem")]
+    with gunicorn_serving(tmp_path, "--worker-class", "squall.workers.SquallWorker", *tls, workers=1) as (server, port):
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        response = httpx.get(f"https://127.0.0.1:{port}/", verify=context, timeout=5.0)
+        assert response.status_code == 200
+        assert server.stop() == 0
+
+
+def make_worker(worker_class: type[SquallWorker], **settings: Any) -> SquallWorker:
+    cfg = GunicornConfig()
+    for name, value in settings.items():
+        cfg.set(name, value)
+    # The arbiter hands its workers half of --timeout.
+    return worker_class(1, os.getpid(), [], None, cfg.timeout / 2, cfg, Logger(cfg))
+
+
+def test_gunicorn_settings_become_squall_settings(tmp_path: Path) -> None:
+    worker = make_worker(
+        SquallWorker,
+        keepalive=7,
+        graceful_timeout=12,
+        timeout=40,
+        max_requests=1000,
+        max_requests_jitter=50,
+        backlog=64,
+        limit_request_line=8000,
+        limit_request_field_size=16000,
+        forwarded_allow_ips="10.0.0.1",
+        certfile=str(tmp_path / "cert.pem"),
+        keyfile=str(tmp_path / "key.pem"),
+        ca_certs=str(tmp_path / "ca.pem"),
+        cert_reqs=ssl.CERT_REQUIRED,
+        ciphers="ECDHE+AESGCM",
+    )
+    config = worker.config
+    assert (config.loop, config.http) == ("auto", "auto")
+    assert config.timeout_keep_alive == 7
+    assert config.timeout_graceful_shutdown == 12
+    assert config.timeout_notify == 20 and config.callback_notify is not None
+    assert config.limit_max_requests is not None and 1000 <= config.limit_max_requests <= 1050
+    assert config.backlog == 64
+    assert config.h11_max_incomplete_event_size == 24000
+    assert config.forwarded_allow_ips == ["10.0.0.1"]
+    assert (config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs) == (
+        str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"), str(tmp_path / "ca.pem"),
+    )
+    assert (config.ssl_cert_reqs, config.ssl_ciphers) == (ssl.CERT_REQUIRED, "ECDHE+AESGCM")
+    assert config.workers == 1
+
+
+def test_gunicorn_defaults_keep_squall_limits() -> None:
+    config = make_worker(SquallH11Worker).config
+    assert (config.loop, config.http) == ("asyncio", "h11")
+    assert config.limit_max_requests is None
+    assert config.h11_max_incomplete_event_size == DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+    assert config.ssl_certfile is None
+
+
+def test_a_worker_that_cannot_boot_stops_gunicorn(tmp_path: Path) -> None:
+    """A worker exiting with Gunicorn's boot-error status halts the arbiter instead of a restart loop."""
+    (tmp_path / "gapp.py").write_text("async def app(scope, receive, send):\n    pass\n")
+    tls = ["--certfile", str(tmp_path / "missing.pem")]
+    server = Gunicorn("--bind", "127.0.0.1:0", "-k", "squall.workers.SquallWorker", *tls, "gapp:app", cwd=tmp_path)
+    try:
+        code = server.proc.wait(START_TIMEOUT)
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+    server._reader.join(START_TIMEOUT)
+    assert code != 0
+    assert "--ssl-certfile" in server.output and "missing.pem" in server.output
+    started = time.monotonic()
+    assert time.monotonic() - started < START_TIMEOUT
