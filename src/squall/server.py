@@ -33,6 +33,8 @@ TICK_SECONDS = 0.1
 # Idle connections are swept at this interval rather than each getting a
 # timer per request: keep-alive costs nothing on the request path.
 IDLE_SWEEP_TICKS = 5
+# While shutting down, how often to look whether the last connection closed.
+SHUTDOWN_POLL_SECONDS = 0.01
 
 
 class ServerState:
@@ -57,7 +59,9 @@ class Server:
         self.config = config
         self.server_state = ServerState()
         self.started = False
-        self.should_exit = False
+        self._should_exit = False
+        self._wakeup: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.force_exit = False
         self.servers: list[asyncio.AbstractServer] = []
         self.lifespan: LifespanOn | LifespanOff | None = None
@@ -120,6 +124,26 @@ class Server:
                 loop.remove_signal_handler(sig)
 
         return restore
+
+    @property
+    def should_exit(self) -> bool:
+        return self._should_exit
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        """May be set from any thread; the main loop notices at once, not at its next tick."""
+        self._should_exit = value
+        loop = self._loop
+        if value and loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._wake_main_loop)
+            except RuntimeError:  # the loop is already closed
+                pass
+
+    def _wake_main_loop(self) -> None:
+        waiter = self._wakeup
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self.should_exit and sig == signal.SIGINT:
@@ -222,10 +246,15 @@ class Server:
     # -- main loop -----------------------------------------------------------
 
     async def main_loop(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
         ticks = 0
         while not await self._on_tick(ticks):
             ticks += 1
-            await asyncio.sleep(TICK_SECONDS)
+            self._wakeup = loop.create_future()
+            timer = loop.call_later(TICK_SECONDS, self._wake_main_loop)
+            await self._wakeup
+            timer.cancel()
+        self._wakeup = None
 
     async def _on_tick(self, ticks: int) -> bool:
         now = time.time()
@@ -295,11 +324,11 @@ class Server:
         if self.server_state.connections and not self.force_exit:
             logger.info("Waiting for connections to close. (CTRL+C to force quit)")
             while self.server_state.connections and not self.force_exit:
-                await asyncio.sleep(TICK_SECONDS)
+                await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
         if self.server_state.tasks and not self.force_exit:
             logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
             while self.server_state.tasks and not self.force_exit:
-                await asyncio.sleep(TICK_SECONDS)
+                await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
         if not self.force_exit:
             for server in self.servers:
                 await server.wait_closed()

@@ -337,7 +337,7 @@ class HTTPConnection(asyncio.Protocol):
             "query_string": query,
             "headers": headers,
             "state": self.app_state.copy(),
-            "extensions": self.extensions,
+            "extensions": self.extensions.copy(),  # per request: apps may add to it
         }
 
     def on_body(self, data: bytes) -> None:
