@@ -134,6 +134,8 @@ class Run:
         self.to_send = messages
         self.done = self.loop.create_future()
         self.round_trips = [] if record else None
+        if messages == 0:  # e.g. --warmup 0
+            self.done.set_result(None)
         for connection in connections:
             if self.to_send == 0:
                 break
@@ -171,6 +173,8 @@ class EchoClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        # Small frames in a ping-pong: Nagle's algorithm must not hold them
+        # back (asyncio and uvloop set this already; make sure of it).
         sock = transport.get_extra_info("socket")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.transport.write(self.request)
