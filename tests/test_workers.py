@@ -14,7 +14,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,15 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
+from gunicorn.config import Config as GunicornConfig
+from gunicorn.glogging import Logger
+from supervisors.supervised import NO_BYTECODE, Load, is_running, parse_answer, wait_until
 
-gunicorn = pytest.importorskip("gunicorn")
-
-from gunicorn.config import Config as GunicornConfig  # noqa: E402
-from gunicorn.glogging import Logger  # noqa: E402
-
-from squall.config import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE  # noqa: E402
-from squall.workers import SquallH11Worker, SquallWorker  # noqa: E402
-from supervisors.supervised import NO_BYTECODE, Load, parse_answer, wait_until  # noqa: E402
+from squall.config import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+from squall.workers import SquallH11Worker, SquallWorker
 
 START_TIMEOUT = 20.0
 
@@ -128,25 +124,26 @@ def gunicorn_serving(tmp_path: Path, *args: str, workers: int = 2) -> Iterator[t
             server.proc.wait(START_TIMEOUT)
 
 
-def test_squall_worker_serves_http_and_websocket(tmp_path: Path) -> None:
+def test_squall_worker_serves_http(tmp_path: Path) -> None:
     with gunicorn_serving(tmp_path, "--worker-class", "squall.workers.SquallWorker") as (server, port):
         response = httpx.get(f"http://127.0.0.1:{port}/", timeout=5.0)
         assert response.status_code == 200 and response.headers["server"] == "squall"
-        pid, version = parse_answer(response.text)
-        assert version == "1"
-
-        if importlib.util.find_spec("squall.protocols.websockets.websockets_impl") is None:
-            print("WebSocket part skipped: squall.protocols.websockets.websockets_impl cannot be imported yet")
-        else:
-            from websockets.sync.client import connect
-
-            with connect(f"ws://127.0.0.1:{port}/", open_timeout=5.0) as websocket:
-                websocket.send("hello")
-                worker_pid, text = str(websocket.recv(timeout=5.0)).split()
-                assert text == "hello" and int(worker_pid) != server.proc.pid
-
+        assert parse_answer(response.text)[1] == "1"
         assert server.stop() == 0
         assert "Traceback" not in server.output
+
+
+def test_squall_worker_serves_websocket(tmp_path: Path) -> None:
+    if importlib.util.find_spec("squall.protocols.websockets.websockets_impl") is None:
+        pytest.skip("squall.protocols.websockets.websockets_impl cannot be imported yet")
+    from websockets.sync.client import connect
+
+    with gunicorn_serving(tmp_path, "--worker-class", "squall.workers.SquallWorker", workers=1) as (server, port):
+        with connect(f"ws://127.0.0.1:{port}/", open_timeout=5.0) as websocket:
+            websocket.send("hello")
+            worker_pid, text = str(websocket.recv(timeout=5.0)).split()
+        assert text == "hello" and int(worker_pid) != server.proc.pid
+        assert server.stop() == 0
 
 
 def test_sighup_to_gunicorn_reloads_the_app_without_a_failed_request(tmp_path: Path) -> None:
@@ -165,6 +162,29 @@ def test_sighup_to_gunicorn_reloads_the_app_without_a_failed_request(tmp_path: P
 
         wait_until(new_version_only, what="only reloaded workers to answer")
         assert server.stop() == 0
+
+
+def test_gunicorn_reload_option_restarts_the_worker_on_a_change(tmp_path: Path) -> None:
+    with gunicorn_serving(tmp_path, "-k", "squall.workers.SquallWorker", "--reload", workers=1) as (server, port):
+        (tmp_path / "gapp.py").write_text(GUNICORN_APP % "2")
+
+        def version() -> str | None:
+            try:
+                return parse_answer(httpx.get(f"http://127.0.0.1:{port}/", timeout=2.0).text)[1]
+            except httpx.HTTPError:
+                return None
+
+        wait_until(lambda: version() == "2", what="the reloaded app")
+        assert server.stop() == 0
+
+
+def test_workers_do_not_outlive_a_killed_arbiter(tmp_path: Path) -> None:
+    with gunicorn_serving(tmp_path, "-k", "squall.workers.SquallWorker") as (server, _):
+        workers = [int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", server.output)]
+        server.proc.kill()
+        server.proc.wait(START_TIMEOUT)
+        for pid in workers:
+            wait_until(lambda pid=pid: not is_running(pid), what=f"worker {pid} to exit")
 
 
 def test_squall_h11_worker_serves(tmp_path: Path) -> None:
@@ -218,7 +238,7 @@ def test_gunicorn_settings_become_squall_settings(tmp_path: Path) -> None:
     assert (config.loop, config.http) == ("auto", "auto")
     assert config.timeout_keep_alive == 7
     assert config.timeout_graceful_shutdown == 12
-    assert config.timeout_notify == 20 and config.callback_notify is not None
+    assert config.callback_notify is not None and worker.timeout == 20  # notified every 20 s
     assert config.limit_max_requests is not None and 1000 <= config.limit_max_requests <= 1050
     assert config.backlog == 64
     assert config.h11_max_incomplete_event_size == 24000
@@ -239,17 +259,18 @@ def test_gunicorn_defaults_keep_squall_limits() -> None:
 
 
 def test_a_worker_that_cannot_boot_stops_gunicorn(tmp_path: Path) -> None:
-    """A worker exiting with Gunicorn's boot-error status halts the arbiter instead of a restart loop."""
-    (tmp_path / "gapp.py").write_text("async def app(scope, receive, send):\n    pass\n")
-    tls = ["--certfile", str(tmp_path / "missing.pem")]
-    server = Gunicorn("--bind", "127.0.0.1:0", "-k", "squall.workers.SquallWorker", *tls, "gapp:app", cwd=tmp_path)
+    """A failed startup exits with Gunicorn's boot-error status: the arbiter stops instead of respawning forever."""
+    (tmp_path / "gapp.py").write_text(
+        "async def app(scope, receive, send):\n"
+        "    await receive()\n"
+        "    await send({'type': 'lifespan.startup.failed', 'message': 'no database'})\n"
+    )
+    server = Gunicorn("--bind", "127.0.0.1:0", "-k", "squall.workers.SquallWorker", "gapp:app", cwd=tmp_path)
     try:
         code = server.proc.wait(START_TIMEOUT)
     finally:
         if server.proc.poll() is None:
             server.proc.kill()
     server._reader.join(START_TIMEOUT)
-    assert code != 0
-    assert "--ssl-certfile" in server.output and "missing.pem" in server.output
-    started = time.monotonic()
-    assert time.monotonic() - started < START_TIMEOUT
+    assert code == 3  # Gunicorn's WORKER_BOOT_ERROR
+    assert "no database" in server.output

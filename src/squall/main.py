@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import sys
 from typing import Any
 
@@ -43,6 +44,13 @@ def _serve(config: Config) -> None:
         # squall.supervisors), so the app is never loaded in this process.
         from squall.supervisors import ChangeReload, Multiprocess
 
+        # A spawned server process imports the script that started Squall
+        # again; an unguarded squall.run() in it would land here.
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            raise ConfigError(
+                'Call squall.run() with reload or workers under `if __name__ == "__main__":`: '
+                "each server process imports the main module again."
+            )
         sockets = [config.bind_socket()]
         supervisor = ChangeReload(config, sockets) if config.reload else Multiprocess(config, sockets)
         status = supervisor.run()

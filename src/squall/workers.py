@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
@@ -28,17 +31,18 @@ from gunicorn.workers.base import Worker
 from squall.config import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE, Config, ConfigError
 from squall.supervisors.drain import DrainableServer, drain_limit
 
-__all__ = ["SquallWorker", "SquallH11Worker"]
+__all__ = ["SquallH11Worker", "SquallWorker"]
 
 
-class SquallWorker(Worker):
+class SquallWorker(Worker):  # type: ignore[misc]  # Gunicorn is untyped
     """Squall with its fastest stack available (uvloop and httptools when installed)."""
 
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "auto", "http": "auto"}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "auto", "http": "auto"}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.server: _ArbitratedServer | None = None
+        self._notified_at = 0.0
         self.config = Config(app=None, **self._config_kwargs())
 
     def _config_kwargs(self) -> dict[str, Any]:
@@ -49,10 +53,8 @@ class SquallWorker(Worker):
             "access_log": _access_log_enabled(self),
             "timeout_keep_alive": cfg.keepalive,
             "timeout_graceful_shutdown": cfg.graceful_timeout,
-            # The arbiter passes half its --timeout as `timeout`, leaving room
-            # for one late notification.  0 disables the arbiter's check.
-            "timeout_notify": self.timeout or 1,
-            "callback_notify": self._notify_arbiter,
+            "timeout_notify": 0,  # every tick of the server's main loop
+            "callback_notify": self._on_tick,
             "limit_max_requests": self.max_requests if cfg.max_requests > 0 else None,  # jitter already added
             "backlog": cfg.backlog,
             "forwarded_allow_ips": cfg.forwarded_allow_ips,
@@ -69,8 +71,23 @@ class SquallWorker(Worker):
         kwargs.update(self.CONFIG_KWARGS)
         return kwargs
 
-    async def _notify_arbiter(self) -> None:
-        self.notify()
+    async def _on_tick(self) -> None:
+        if self.server is not None and not self.server.should_exit:
+            if not self.alive:
+                # Gunicorn's --reload watcher runs in a thread and can only
+                # ask the worker to stop by clearing `alive`.
+                self.server.should_exit = True
+            elif os.getppid() != self.ppid:
+                # The arbiter is gone (killed with SIGKILL?): nobody supervises
+                # this worker any more, and it must not hold the port.
+                self.log.warning("Gunicorn's arbiter [%s] is gone; shutting down.", self.ppid)
+                self.server.should_exit = True
+        # The arbiter passes half its --timeout as `timeout`, leaving room
+        # for one late notification (0: the arbiter does not check).
+        now = time.monotonic()
+        if self.timeout and now - self._notified_at >= self.timeout:
+            self._notified_at = now
+            self.notify()
 
     # -- process setup (after the fork) ------------------------------------------
 
@@ -102,17 +119,21 @@ class SquallWorker(Worker):
         signal.siginterrupt(signal.SIGUSR1, False)
 
     def _on_exit_signal(self, sig: int, frame: FrameType | None) -> None:
+        if self.server is not None:
+            self.server.handle_exit(sig, frame)
+            return
         if sig != signal.SIGTERM:
-            self.cfg.worker_int(self)
-        if self.server is None:
-            sys.exit(0)
-        self.server.handle_exit(sig, frame)
+            self._on_quit()
+        sys.exit(0)
+
+    def _on_quit(self) -> None:
+        self.cfg.worker_int(self)  # Gunicorn's hook for SIGINT/SIGQUIT
 
     # -- serving -----------------------------------------------------------------
 
     def run(self) -> None:
         self.config.app = self.wsgi  # the app object Gunicorn imported
-        self.server = _ArbitratedServer(self.config)
+        self.server = _ArbitratedServer(self.config, on_quit=self._on_quit)
         try:
             self.server.run(sockets=[listener.sock for listener in self.sockets])
         except ConfigError as exc:
@@ -126,7 +147,7 @@ class SquallWorker(Worker):
 class SquallH11Worker(SquallWorker):
     """Squall on the pure-Python stack: h11 and the asyncio event loop."""
 
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "asyncio", "http": "h11"}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "asyncio", "http": "h11"}
 
 
 class _ArbitratedServer(DrainableServer):
@@ -139,12 +160,14 @@ class _ArbitratedServer(DrainableServer):
     now.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, on_quit: Callable[[], None]) -> None:
         super().__init__(config)
+        self._on_quit = on_quit
         self._draining: asyncio.Task[None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig in (signal.SIGINT, signal.SIGQUIT):
+            self._on_quit()
             self.should_exit = self.force_exit = True
         elif self._draining is None and not self.should_exit and self.started:
             self._draining = asyncio.get_running_loop().create_task(self._drain_then_exit())

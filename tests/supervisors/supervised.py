@@ -21,8 +21,10 @@ import httpx
 
 T = TypeVar("T")
 
-# Answers every request with "<process id> <VERSION>"; /block stalls the event loop.
+# Answers every request with "<process id> <VERSION>"; /block stalls the
+# event loop, /slow is a request that takes 30 s.
 PID_APP = '''
+import asyncio
 import os
 import time
 
@@ -34,9 +36,12 @@ async def app(scope, receive, send):
         return
     if scope["path"] == "/block":
         time.sleep(30)  # a synchronous call in async code: the event loop is stuck
+    if scope["path"] == "/slow":
+        print("slow request started", flush=True)
+        await asyncio.sleep(30)
     body = f"{os.getpid()} {VERSION}".encode()
     await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]})
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%%d" %% len(body))]})
     await send({"type": "http.response.body", "body": body})
 '''
 
@@ -91,11 +96,18 @@ def wait_for_pid_to_answer(port: int, pid: int, timeout: float = 15.0) -> None:
 
 
 def is_running(pid: int) -> bool:
+    """Whether `pid` is alive; an exited process nobody has reaped yet (a zombie) is not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
         return False
-    return True
+    except OSError:  # no /proc: ask the kernel directly
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def pids_in_log(pattern: str, output: str) -> list[int]:

@@ -7,10 +7,10 @@ import threading
 from typing import Any
 
 import httpx
+from supervisors.supervised import wait_until
 
 from squall import Config
 from squall.supervisors.drain import CloseAfterResponse, DrainableServer
-from supervisors.supervised import wait_until
 
 
 def test_draining_answers_with_connection_close_then_stops_accepting() -> None:

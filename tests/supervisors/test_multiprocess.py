@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
-from support import SquallProcess, run_squall
-
 from supervisors.supervised import (
     NO_BYTECODE,
     Load,
@@ -23,6 +24,7 @@ from supervisors.supervised import (
     wait_until,
     write_pid_app,
 )
+from support import SquallProcess, run_squall
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGTTIN"), reason="POSIX signals")
 
@@ -41,7 +43,8 @@ def start_workers(tmp_path: Path) -> StartWorkers:
     @contextmanager
     def start(*options: str, count: int = 2) -> Iterator[tuple[SquallProcess, int, dict[int, int]]]:
         app = write_pid_app(tmp_path)
-        args = ["--port", "0", "--workers", str(count), "--ws", "none", "--lifespan", "off", "--no-access-log", *options]
+        args = ["--port", "0", "--workers", str(count), "--ws", "none", "--lifespan", "off", "--no-access-log"]
+        args += options
         with SquallProcess(app, *args, cwd=tmp_path, env=NO_BYTECODE) as process:
             port = process.wait_started()
             assert port is not None
@@ -53,15 +56,15 @@ def start_workers(tmp_path: Path) -> StartWorkers:
 
 
 @contextmanager
-def only_answering(pid: int, others: list[int]) -> Iterator[None]:
-    """Pause `others` (SIGSTOP) so that only `pid` can accept from the shared socket."""
-    for other in others:
-        os.kill(other, signal.SIGSTOP)
+def paused(*pids: int) -> Iterator[None]:
+    """Stop these workers (SIGSTOP), so that only the others accept from the shared socket."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        for other in others:
-            os.kill(other, signal.SIGCONT)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 def test_a_killed_worker_is_replaced_and_sigterm_stops_all(start_workers: StartWorkers) -> None:
@@ -70,7 +73,7 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_all(start_workers: StartW
         match = process.wait_for_log(rf"Worker 1 \[{pids[1]}\] was killed by SIGKILL; replaced by \[(\d+)\]")
         replacement = int(match.group(1))
         process.wait_for_log(rf"Worker 1 \[{replacement}\] is serving")
-        with only_answering(replacement, [pids[2]]):
+        with paused(pids[2]):
             assert fetch_pid(port) == replacement
 
         process.signal(signal.SIGTERM)
@@ -78,6 +81,28 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_all(start_workers: StartW
         for pid in (pids[2], replacement):
             assert not is_running(pid)
         assert "Traceback" not in process.output
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(start_workers: StartWorkers) -> None:
+    with start_workers() as (process, _, pids):
+        process.proc.kill()
+        process.wait()
+        for pid in pids.values():
+            wait_until(lambda pid=pid: not is_running(pid), what=f"worker {pid} to exit")
+
+
+def test_sigterm_stops_workers_within_the_graceful_shutdown_timeout(start_workers: StartWorkers) -> None:
+    with start_workers("--timeout-graceful-shutdown", "1") as (process, port, _):
+        threading.Thread(target=fetch_pid, args=(port, "/slow", 30.0), daemon=True).start()
+        process.wait_for_log("slow request started")
+        asked_at = time.monotonic()
+        process.signal(signal.SIGTERM)
+        assert process.wait() == 0
+        # The worker cancelled the request itself: the supervisor had no one to kill.
+        assert time.monotonic() - asked_at < 4.0
+        assert "Cancelling 1 running task(s)" in process.output
+        assert "did not stop in time" not in process.output
+        assert len(re.findall(r"Worker \d \[\d+\] exited with code 0", process.output)) == 2
 
 
 def test_sighup_restarts_every_worker_under_load_without_a_failed_request(
@@ -106,7 +131,7 @@ def test_sigttin_and_sigttou_add_and_remove_a_worker(start_workers: StartWorkers
         process.signal(signal.SIGTTIN)
         third = int(process.wait_for_log(r"Received SIGTTIN: started worker 3 \[(\d+)\]").group(1))
         process.wait_for_log(rf"Worker 3 \[{third}\] is serving")
-        with only_answering(third, [pids[1], pids[2]]):
+        with paused(pids[1], pids[2]):
             assert fetch_pid(port) == third
 
         process.signal(signal.SIGTTOU)
@@ -131,7 +156,7 @@ def test_a_worker_with_a_blocked_event_loop_fails_the_health_check(start_workers
         replacement = int(match.group(1))
         process.wait_for_log(rf"Worker {slot} \[{replacement}\] is serving")
         other = pids[3 - slot]
-        with only_answering(replacement, [other]):
+        with paused(other):
             assert fetch_pid(port) == replacement
 
         process.signal(signal.SIGTERM)
@@ -139,12 +164,12 @@ def test_a_worker_with_a_blocked_event_loop_fails_the_health_check(start_workers
 
 
 def test_a_worker_at_its_request_limit_is_replaced_before_it_leaves(start_workers: StartWorkers) -> None:
-    with start_workers("--limit-max-requests", "10") as (process, port, pids):
+    with start_workers("--limit-max-requests", "10") as (process, port, _):
         answers = [fetch_pid(port) for _ in range(30)]
         assert None not in answers
 
-        match = process.wait_for_log(r"Worker (\d+) \[(\d+)\] reached its request limit; starting \[(\d+)\] to take over")
-        old, new = int(match.group(2)), int(match.group(3))
+        match = process.wait_for_log(r"Worker \d+ \[(\d+)\] reached its request limit; starting \[(\d+)\] to take over")
+        old, new = int(match.group(1)), int(match.group(2))
         process.wait_for_log(rf"\[{new}\] is serving; retiring \[{old}\]")
         process.wait_for_log(rf"\[{old}\] exited with code 0")
         wait_for_pid_to_answer(port, new)
@@ -157,4 +182,19 @@ def test_an_app_that_cannot_be_imported_stops_the_supervisor_with_one_line(tmp_p
     result = run_squall("missing:app", "--workers", "2", "--port", "0", cwd=tmp_path)
     assert result.returncode == 1
     assert 'Could not import module "missing"' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unguarded_squall_run_with_workers_is_explained_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "serve.py").write_text(
+        "import squall\n\n"
+        "async def app(scope, receive, send):\n"
+        "    pass\n\n"
+        'squall.run("serve:app", workers=2, port=0, ws="none")  # no `if __name__ == "__main__":`\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "serve.py"], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert 'under `if __name__ == "__main__":`' in result.stderr
     assert "Traceback" not in result.stderr

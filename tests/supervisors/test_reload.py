@@ -7,9 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import SquallProcess, run_squall
-
 from supervisors.supervised import wait_until
+from support import SquallProcess, run_squall
 
 APP = '''
 async def app(scope, receive, send):
@@ -47,7 +46,9 @@ def body(port: int) -> str | None:
         return None
 
 
-def test_reload_serves_each_save_and_survives_a_syntax_error(tmp_path: Path, backend: tuple[str, dict[str, str]]) -> None:
+def test_reload_serves_each_save_and_survives_a_syntax_error(
+    tmp_path: Path, backend: tuple[str, dict[str, str]]
+) -> None:
     name, env = backend
     app_dir = tmp_path / "project"
     app_dir.mkdir()

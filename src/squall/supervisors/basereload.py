@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -27,10 +28,9 @@ from squall.supervisors.signals import SignalQueue
 
 logger = logging.getLogger("squall.error")
 
-# How long a restart lets the old process finish its requests when
-# --timeout-graceful-shutdown is not set.  In development a request that
-# never ends (a streaming response, an open WebSocket) must not hold up
-# seeing the new code.
+# How long a restart lets the old process finish when --timeout-graceful-shutdown
+# is not set.  In development a request that never ends (a streaming
+# response, an open WebSocket) must not hold up seeing the new code.
 RESTART_GRACE = 5.0
 # Beyond --timeout-graceful-shutdown, time for the old process's lifespan shutdown.
 KILL_MARGIN = 5.0
@@ -102,10 +102,11 @@ class BaseReload:
     def _stop_process(self, restarting: bool) -> None:
         """SIGTERM the server process and wait until it has gone.
 
-        A restart waits at most --timeout-graceful-shutdown (RESTART_GRACE if
-        unset) before killing it.  The final stop waits as long as the server
-        takes, bounded only when --timeout-graceful-shutdown is set; a further
-        Ctrl+C is passed on, which makes the server quit at once.
+        With --timeout-graceful-shutdown the server cancels what is still
+        running at that timeout, and is killed KILL_MARGIN later if it has not
+        exited.  Without it, a restart kills it after RESTART_GRACE, and the
+        final stop waits as long as the server takes; a further Ctrl+C is
+        passed on, which makes the server quit at once.
         """
         process = self.process
         if process is None:
@@ -113,23 +114,25 @@ class BaseReload:
         self.process = None
         if process.is_alive():
             graceful = self.config.timeout_graceful_shutdown
-            if restarting:
-                grace: float | None = graceful if graceful is not None else RESTART_GRACE
-            else:
-                grace = graceful + KILL_MARGIN if graceful is not None else None
+            grace: float | None = graceful + KILL_MARGIN if graceful is not None else None
+            if restarting and grace is None:
+                grace = RESTART_GRACE
             os.kill(process.pid, signal.SIGTERM)  # type: ignore[arg-type]
             self._wait_for_exit(process, grace)
         process.join()
         process.close()
 
     def _wait_for_exit(self, process: BaseProcess, grace: float | None) -> None:
+        signal_fd = self._signals.fileno()
+        deadline = None if grace is None else time.monotonic() + grace
         while process.is_alive():
-            ready = wait([process.sentinel, self._signals], timeout=grace)
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = wait([process.sentinel, signal_fd], timeout=timeout)
             if not ready:
                 logger.warning("Server process [%d] did not stop in time; killing it.", process.pid)
                 process.kill()
                 return
-            if self._signals in ready:
+            if signal_fd in ready:
                 received = self._signals.drain()
                 if received and self._stopping and signal.SIGINT in received:
                     os.kill(process.pid, signal.SIGINT)  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ def send(sock: socket.socket, message: bytes) -> bool:
 
 def receive(sock: socket.socket) -> bytes | None:
     """Every message waiting on a non-blocking socket; None once the other end has closed."""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         try:
             data = sock.recv(4096)

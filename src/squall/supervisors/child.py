@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from squall.config import Config, ConfigError
+from squall.server import Server
 from squall.supervisors.channel import DRAINING, PING, PONG, READY, RETIRE, receive, send
 from squall.supervisors.drain import DrainableServer
 
@@ -31,13 +32,17 @@ def run_server_process(config: Config, sockets: Sequence[socket.socket], channel
     # These are the supervisor's signals, but a closing terminal or a job-control
     # shell sends them to the whole process group, and their default actions
     # would kill (SIGHUP) or suspend (SIGTTIN/SIGTTOU) a worker.
-    for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-        signal.signal(sig, signal.SIG_IGN)
+    for name in ("SIGHUP", "SIGTTIN", "SIGTTOU"):
+        if hasattr(signal, name):  # POSIX only
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     # The Config arrived by pickle, which does not run __init__ again.
     config.configure_logging()
 
-    server = DrainableServer(config)
-    if channel is not None:
+    server: Server
+    if channel is None:
+        server = Server(config)
+    else:
+        server = DrainableServer(config)
         WorkerAgent(server, channel).attach()
     try:
         server.run(sockets=sockets)

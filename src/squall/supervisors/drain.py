@@ -54,7 +54,8 @@ class CloseAfterResponse:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not self.closing or scope["type"] != "http":
-            return await self.app(scope, receive, send)  # type: ignore[no-any-return]
+            await self.app(scope, receive, send)
+            return
 
         async def send_closing(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -62,7 +63,7 @@ class CloseAfterResponse:
                 message = {**message, "headers": headers}
             await send(message)
 
-        return await self.app(scope, receive, send_closing)  # type: ignore[no-any-return]
+        await self.app(scope, receive, send_closing)
 
 
 class DrainableServer(Server):

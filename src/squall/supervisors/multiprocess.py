@@ -9,8 +9,9 @@ against one SO_REUSEPORT socket per worker.
 Each worker occupies a numbered slot (1..N).  A slot's worker can have a
 *successor*: a new process started to take its place (rolling restart, or
 its request limit reached).  The old worker keeps serving until the
-successor reports ready, and only then gets SIGTERM, so capacity never
-drops and no connection is refused.
+successor reports ready, and only then is retired: it drains its
+connections (squall.supervisors.drain) and exits.  Capacity never drops,
+and no request fails.
 
 Signals: SIGINT/SIGTERM stop every worker gracefully (a second SIGINT makes
 them quit at once); SIGHUP restarts the workers one slot at a time, with the
@@ -19,6 +20,7 @@ app imported anew; SIGTTIN/SIGTTOU add/remove a worker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import selectors
@@ -38,7 +40,10 @@ from squall.supervisors.signals import SignalQueue
 
 logger = logging.getLogger("squall.error")
 
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+# SIGHUP, SIGTTIN and SIGTTOU are POSIX-only.
+HANDLED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGTTIN", "SIGTTOU") if hasattr(signal, name)
+)
 # Pings go out at most this often; with a shorter --timeout-worker-healthcheck
 # they go out every timeout, so a stuck worker is found within about twice it.
 MAX_PING_INTERVAL = 5.0
@@ -73,10 +78,9 @@ class Worker:
         self.kill_at: float | None = None
 
     def signal(self, sig: int) -> None:
-        try:
+        # A worker that has already exited is reported by its sentinel.
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, sig)
-        except ProcessLookupError:  # already exited; its sentinel will say so
-            pass
 
     def stop(self, kill_after: float | None) -> None:
         """Ask for a graceful exit (SIGTERM); kill it if still running `kill_after` seconds from now.
@@ -264,7 +268,9 @@ class Multiprocess:
         if old is not None:
             # A successor that never became ready: the old worker keeps serving.
             old.successor = None
-            logger.error("Worker %d: the new process [%d] %s before serving; [%d] keeps serving", slot, pid, how, old.pid)
+            logger.error(
+                "Worker %d: the new process [%d] %s before serving; [%d] keeps serving", slot, pid, how, old.pid
+            )
             if worker is self.restarting:
                 self.restarting = None
                 self.restart_queue.clear()
@@ -340,7 +346,8 @@ class Multiprocess:
                 if now - worker.ping_sent_at > self.healthcheck_timeout:
                     worker.unhealthy = True
                     logger.error(
-                        "Worker %d [%d] did not answer the health check within %gs (is its event loop blocked?); killing it",
+                        "Worker %d [%d] did not answer the health check within %gs "
+                        "(is its event loop blocked?); killing it",
                         worker.slot, worker.pid, self.healthcheck_timeout,
                     )
                     worker.signal(signal.SIGKILL)
@@ -372,7 +379,9 @@ class Multiprocess:
             self.target += 1
             slot = max([*self.slots, *self.respawn_at, 0]) + 1
             worker = self._spawn(slot)
-            logger.info("Received SIGTTIN: started worker %d [%d]; %d worker(s) now", slot, worker.pid, self.target)
+            logger.info(
+                "Received SIGTTIN: started worker %d [%d]; %d worker(s) now", slot, worker.pid, self.target
+            )
         elif sig == signal.SIGTTOU:
             if self.target <= 1:
                 logger.warning("Received SIGTTOU, but one worker is the minimum: keeping it")

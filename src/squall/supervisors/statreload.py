@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,8 +35,6 @@ class StatReload(BaseReload):
                 for name in filenames:
                     path = here / name
                     if self.file_filter.watches(path):
-                        try:
+                        with contextlib.suppress(FileNotFoundError):  # deleted while walking
                             mtimes[path] = path.stat().st_mtime_ns
-                        except FileNotFoundError:  # deleted while walking
-                            pass
         return mtimes

@@ -106,7 +106,7 @@ def test_unanswered_pings_close_the_connection(ws_serve: Any) -> None:
 
 
 def test_answered_pings_keep_the_connection_open(ws_serve: Any) -> None:
-    with ws_serve(echo_app(), ws_ping_interval=0.05, ws_ping_timeout=0.5) as server, WsprotoClient(server.port) as client:
+    with ws_serve(echo_app(), ws_ping_interval=0.05, ws_ping_timeout=2.0) as server, WsprotoClient(server.port) as client:
         for _ in range(5):
             event = client.next_event()
             assert isinstance(event, Ping)

@@ -73,3 +73,19 @@ def test_asgi_version(ws_serve: Any, interface: str) -> None:
         scope = recorder.get()
     expected = "2.0" if interface == "asgi2" else "3.0"
     assert scope["asgi"] == {"version": expected, "spec_version": "2.4"}
+
+
+def test_proxy_protocol_client_reaches_the_websocket_scope(ws_serve: Any) -> None:
+    """The address from a PROXY header, known to the HTTP connection, survives the upgrade."""
+    import socket
+
+    from ws_helpers import TIMEOUT, handshake_request
+
+    recorder = Recorder()
+    with ws_serve(_scope_app(recorder), proxy_protocol=True) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n" + handshake_request())
+            sock.settimeout(TIMEOUT)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 101 ")
+        scope = recorder.get()
+    assert scope["client"] == ("203.0.113.7", 56324)

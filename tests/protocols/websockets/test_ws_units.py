@@ -132,3 +132,24 @@ def test_split_target() -> None:
     assert split_target(b"/a%20b?x=1", "") == ("/a b", b"/a%20b", b"x=1")
     assert split_target(b"/a", "/root") == ("/root/a", b"/root/a", b"")
     assert split_target(b"http://example.com/ws?q", "") == ("/ws", b"/ws", b"q")
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("auto", "WebSocketsProtocol"),
+        ("websockets", "WebSocketsProtocol"),
+        ("websockets-sansio", "WebSocketsSansIOProtocol"),
+        ("wsproto", "WSProtocol"),
+        ("none", None),
+    ],
+)
+def test_ws_setting_selects_the_implementation(setting: str, expected: str | None) -> None:
+    from squall import Config
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        raise AssertionError("not called")
+
+    config = Config(app, ws=setting, log_config=None)  # type: ignore[arg-type]
+    config.load()
+    assert (config.ws_protocol_class.__name__ if config.ws_protocol_class else None) == expected
