@@ -59,6 +59,9 @@ LIFESPAN: dict[str, str] = {
 SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
 
 DEFAULT_MAX_INCOMPLETE_EVENT_SIZE = 16 * 1024
+DEFAULT_RELOAD_INCLUDES = ["*.py"]
+# Hidden files and folders, compiled Python, editor swap and backup files.
+DEFAULT_RELOAD_EXCLUDES = [".*", ".py[cod]", ".sw.*", "~*", "*~", "*.py[cod]"]
 
 
 class ConfigError(Exception):
@@ -286,6 +289,8 @@ class Config:
             ("--limit-max-requests-jitter", self.limit_max_requests_jitter, 0, None),
             ("--timeout-keep-alive", self.timeout_keep_alive, 0, None),
             ("--timeout-graceful-shutdown", self.timeout_graceful_shutdown, 0, None),
+            ("--timeout-worker-healthcheck", self.timeout_worker_healthcheck, 0, None),
+            ("--reload-delay", self.reload_delay, 0, None),
             ("--ws-max-size", self.ws_max_size, 1, None),
             ("--ws-max-queue", self.ws_max_queue, 1, None),
             ("--h11-max-incomplete-event-size", self.h11_max_incomplete_event_size, 1, None),
@@ -333,11 +338,14 @@ class Config:
             if not os.path.isdir(d):
                 raise ConfigError(f"--reload-dir {d!r} is not a directory")
         self.reload_dirs = sorted({Path(d).resolve() for d in dirs})
-        self.reload_includes = as_list(reload_includes) or ["*.py"]
-        self.reload_excludes = as_list(reload_excludes) or [".*", ".py[cod]", ".sw.*", "~*", "*~", "*.py[cod]"]
-        for pattern in self.reload_includes:
-            if pattern in self.reload_excludes:
-                self.reload_excludes.remove(pattern)
+        # Like Uvicorn, given patterns add to the defaults; a pattern given
+        # explicitly on one side takes it off the other side's defaults.
+        given_includes = as_list(reload_includes)
+        given_excludes = as_list(reload_excludes)
+        includes = [p for p in DEFAULT_RELOAD_INCLUDES if p not in given_excludes] + given_includes
+        excludes = [p for p in DEFAULT_RELOAD_EXCLUDES if p not in given_includes] + given_excludes
+        self.reload_includes = list(dict.fromkeys(includes))
+        self.reload_excludes = list(dict.fromkeys(excludes))
 
     # -- derived -------------------------------------------------------------
 

@@ -44,7 +44,7 @@ class ServerState:
     `--header`) already encoded, refreshed once a second by the server.
     """
 
-    __slots__ = ("total_requests", "connections", "tasks", "default_headers", "default_header_names")
+    __slots__ = ("total_requests", "connections", "tasks", "default_headers", "default_header_names", "draining")
 
     def __init__(self) -> None:
         self.total_requests = 0
@@ -52,6 +52,9 @@ class ServerState:
         self.tasks: set[asyncio.Task[None]] = set()
         self.default_headers = b""
         self.default_header_names: frozenset[bytes] = frozenset()
+        # Set when the server is going away: every response then closes its
+        # connection, so keep-alive clients move on between two requests.
+        self.draining = False
 
 
 class Server:
@@ -299,6 +302,7 @@ class Server:
             sock.close()
 
         # Idle connections close now; busy ones after their current response.
+        self.server_state.draining = True
         for connection in list(self.server_state.connections):
             connection.shutdown()
 
@@ -325,6 +329,7 @@ class Server:
             logger.info("Waiting for connections to close. (CTRL+C to force quit)")
             while self.server_state.connections and not self.force_exit:
                 await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
+                self._close_idle_connections()
         if self.server_state.tasks and not self.force_exit:
             logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
             while self.server_state.tasks and not self.force_exit:

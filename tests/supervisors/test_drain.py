@@ -10,7 +10,7 @@ import httpx
 from supervisors.supervised import wait_until
 
 from squall import Config
-from squall.supervisors.drain import CloseAfterResponse, DrainableServer
+from squall.supervisors.drain import DrainableServer
 
 
 def test_draining_answers_with_connection_close_then_stops_accepting() -> None:
@@ -44,27 +44,3 @@ def test_draining_answers_with_connection_close_then_stops_accepting() -> None:
     server.should_exit = True
     thread.join(5.0)
     assert not thread.is_alive()
-
-
-def test_close_after_response_leaves_other_scopes_and_earlier_requests_alone() -> None:
-    sent: list[dict[str, Any]] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 204, "headers": [(b"x-app", b"1")]})
-
-    async def record(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    async def three_requests() -> None:
-        closer = CloseAfterResponse(app)
-        await closer({"type": "http"}, None, record)
-        closer.closing = True
-        await closer({"type": "websocket"}, None, record)
-        await closer({"type": "http"}, None, record)
-
-    asyncio.run(three_requests())
-    assert [m["headers"] for m in sent] == [
-        [(b"x-app", b"1")],
-        [(b"x-app", b"1")],
-        [(b"x-app", b"1"), (b"connection", b"close")],
-    ]

@@ -22,9 +22,6 @@ Then the server shuts down as usual.
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Sequence
-from typing import Any
 
 from squall.config import Config
 from squall.server import Server
@@ -40,53 +37,15 @@ def drain_limit(config: Config) -> float:
     return config.timeout_keep_alive + SLACK_SECONDS
 
 
-class CloseAfterResponse:
-    """ASGI middleware: once `closing` is set, HTTP responses say `Connection: close`.
-
-    The server honours an app's `Connection: close` and closes the
-    connection after that response, so this needs nothing from the HTTP
-    implementation beyond the ASGI interface.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.closing = False
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if not self.closing or scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_closing(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                headers = [*message.get("headers", ()), (b"connection", b"close")]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_closing)
-
-
 class DrainableServer(Server):
     """A `Server` that can `drain()` before it shuts down."""
-
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self._closer: CloseAfterResponse | None = None
-
-    async def startup(self, sockets: Sequence[socket.socket] | None = None) -> None:
-        # The app is loaded by now and no connection exists yet: every
-        # connection will call the app through the switch.
-        self._closer = CloseAfterResponse(self.config.loaded_app)
-        self.config.loaded_app = self._closer
-        await super().startup(sockets=sockets)
 
     async def drain(self, limit: float | None = None) -> None:
         """Stop accepting, and wait for the connections to end between requests.
 
         Waits at most `limit` seconds, by default `drain_limit(config)`.
         """
-        if self._closer is not None:
-            self._closer.closing = True
+        self.server_state.draining = True
         for listener in self.servers:
             listener.close()
         loop = asyncio.get_running_loop()

@@ -55,6 +55,11 @@ _SPECIAL_REQUEST_HEADERS = frozenset(
 )
 
 
+# Seconds a connection that has sent nothing yet may still send its first
+# request once the server is shutting down.
+SHUTDOWN_GRACE = 1.0
+
+
 class BadRequest(Exception):
     """The request cannot be served; answered with `status` and the connection closed."""
 
@@ -174,8 +179,17 @@ class HTTPConnection(asyncio.Protocol):
     # -- called by the server --------------------------------------------------
 
     def shutdown(self) -> None:
-        """Graceful shutdown: close when idle, else after the current response."""
+        """Graceful shutdown: close when idle, else after the current response.
+
+        A connection that has not sent a request yet was most likely accepted
+        just before the listener closed, with its request on the way: it gets
+        `SHUTDOWN_GRACE` seconds to send it (answered with `Connection: close`,
+        the server is draining), then the idle sweep closes it.
+        """
         if self.cycle is None:
+            if self.parsing is None and not self.closing:
+                self.idle_since = self.loop.time() - self.config.timeout_keep_alive + SHUTDOWN_GRACE
+                return
             self.close_transport()
         else:
             self.cycle.keep_alive = False

@@ -212,7 +212,8 @@ class RequestResponseCycle:
                 state.default_headers,
                 state.default_header_names,
                 self.http_11,
-                self.keep_alive,
+                # A draining server ends every connection after its response.
+                self.keep_alive and not state.draining,
                 self.is_head,
             )
         except (TypeError, ValueError) as exc:
