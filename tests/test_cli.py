@@ -356,3 +356,11 @@ def test_python_m_squall_matches_console_script() -> None:
     result = run_squall("--version")
     assert result.returncode == 0
     assert os.path.basename(result.args[0]).startswith("python")
+
+
+def test_host_name_and_backlog(app_dir: Path) -> None:
+    with SquallProcess("hello:app", "--host", "localhost", "--port", "0", "--backlog", "16", cwd=app_dir) as squall:
+        port = squall.wait_started()
+        assert httpx.get(f"http://localhost:{port}/name").text == "hello  /name"
+        squall.signal(signal.SIGTERM)
+        assert squall.wait() == 0
