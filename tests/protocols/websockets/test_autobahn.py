@@ -9,7 +9,9 @@ It is slow (the 128 KiB permessage-deflate cases most of all), so:
 - the implementations run at once, each against its own `squall` process;
 - `--ws websockets-sansio` is the `--ws websockets` class under another
   name: its result is that run's, as long as the class adds nothing;
-- `SQUALL_AUTOBAHN_CASES` (e.g. `1.*,2.*`) narrows the cases for a quick run.
+- `SQUALL_AUTOBAHN_CASES` (e.g. `1.*,2.*`) and `SQUALL_AUTOBAHN_EXCLUDE`
+  (e.g. `12.*.10,13.*.10`: wstest reads a pattern with `*` as a prefix) pick
+  the cases for a quicker run; without them the whole suite runs.
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ def _load_fuzzingclient() -> ModuleType:
 fuzzingclient = _load_fuzzingclient()
 
 
-def _cases() -> list[str]:
-    selected = os.environ.get("SQUALL_AUTOBAHN_CASES", "")
-    return [case.strip() for case in selected.split(",") if case.strip()] or list(fuzzingclient.ALL_CASES)
+def _patterns(variable: str) -> list[str]:
+    return [pattern.strip() for pattern in os.environ.get(variable, "").split(",") if pattern.strip()]
+
+
+def _whole_suite() -> bool:
+    return not _patterns("SQUALL_AUTOBAHN_CASES") and not _patterns("SQUALL_AUTOBAHN_EXCLUDE")
 
 
 def _same_as(ws: str) -> str:
@@ -71,13 +76,19 @@ def _qualified(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _run(ws: str, wstest: str, outdir: Path, cases: list[str]) -> tuple[dict[str, dict], float]:
+def _run(ws: str, wstest: str, outdir: Path) -> tuple[dict[str, dict], float]:
     args = ["ws_helpers:echo", "--app-dir", str(HERE), "--port", "0", "--ws", ws, "--lifespan", "off", "--no-access-log"]
     with SquallProcess(*args) as server:
         port = server.wait_started()
         started = time.monotonic()
         results = fuzzingclient.run_fuzzingclient(
-            f"ws://127.0.0.1:{port}", outdir, cases, agent=f"squall-{ws}", timeout=RUN_TIMEOUT, wstest=wstest
+            f"ws://127.0.0.1:{port}",
+            outdir,
+            _patterns("SQUALL_AUTOBAHN_CASES") or list(fuzzingclient.ALL_CASES),
+            _patterns("SQUALL_AUTOBAHN_EXCLUDE"),
+            agent=f"squall-{ws}",
+            timeout=RUN_TIMEOUT,
+            wstest=wstest,
         )
         return results, time.monotonic() - started
 
@@ -91,10 +102,9 @@ def autobahn_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     if wstest is None:
         pytest.skip("Autobahn|Testsuite needs Python 2.7 and none was found (see tests/autobahn/install.sh)")
     outdir = tmp_path_factory.mktemp("autobahn")
-    cases = _cases()
     runs = sorted({_same_as(ws) for ws in WS_IMPLS})
     with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
-        futures = {ws: pool.submit(_run, ws, wstest, outdir / ws, cases) for ws in runs}
+        futures = {ws: pool.submit(_run, ws, wstest, outdir / ws) for ws in runs}
         yield {ws: futures[_same_as(ws)] for ws in WS_IMPLS}
 
 
@@ -102,7 +112,7 @@ def autobahn_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 @pytest.mark.parametrize("ws", WS_IMPLS)
 def test_autobahn_fuzzingclient(autobahn_runs: dict[str, concurrent.futures.Future[Any]], ws: str) -> None:
     results, elapsed = autobahn_runs[ws].result()
-    if not os.environ.get("SQUALL_AUTOBAHN_CASES"):
+    if _whole_suite():
         groups = {case.split(".", 1)[0] for case in results}
         assert groups == FULL_GROUPS, sorted(groups)
     assert results, "wstest ran no case"
