@@ -130,6 +130,9 @@ class HTTPConnection(asyncio.Protocol):
         # A malformed request was read while earlier ones were still being
         # answered: (status, message) of the error response owed after them.
         self.pending_error: tuple[int, str] | None = None
+        # A WebSocket handshake that arrived behind requests still being
+        # answered: (its head, what was read after it), upgraded once they are.
+        self.pending_upgrade: tuple[RequestHead, bytearray] | None = None
         self.max_head_size = config.h11_max_incomplete_event_size
 
     # -- asyncio.Protocol --------------------------------------------------------
@@ -324,19 +327,7 @@ class HTTPConnection(asyncio.Protocol):
     def _build_scope(
         self, method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]]
     ) -> dict[str, Any]:
-        raw_path, _, query = target.partition(b"?")
-        if not raw_path.startswith(b"/"):
-            raw_path = _origin_path(raw_path)
-        try:
-            path = raw_path.decode("ascii")
-        except UnicodeDecodeError:
-            raise BadRequest("Invalid characters in the request target.") from None
-        if "%" in path:
-            path = unquote(path)
-        root_path = self.root_path
-        if root_path:
-            path = root_path + path
-            raw_path = root_path.encode("ascii") + raw_path
+        path, raw_path, query = split_target(target, self.root_path)
         return {
             "type": "http",
             "asgi": self.asgi_version,
@@ -345,7 +336,7 @@ class HTTPConnection(asyncio.Protocol):
             "client": self.client,
             "scheme": self.scheme,
             "method": method.decode("ascii"),
-            "root_path": root_path,
+            "root_path": self.root_path,
             "path": path,
             "raw_path": raw_path,
             "query_string": query,
@@ -441,6 +432,11 @@ class HTTPConnection(asyncio.Protocol):
         if self.pending_error is not None:
             self._send_error_and_close(*self.pending_error)
             return
+        if self.pending_upgrade is not None:
+            head, trailing = self.pending_upgrade
+            self.pending_upgrade = None
+            self.upgrade(head, bytes(trailing))
+            return
         if self.config.timeout_keep_alive <= 0:
             self.close_transport()
             return
@@ -463,9 +459,18 @@ class HTTPConnection(asyncio.Protocol):
     # -- upgrades ------------------------------------------------------------------
 
     def upgrade(self, head: RequestHead, trailing: bytes) -> None:
-        """Hand the connection to the WebSocket protocol, replaying the request to it."""
+        """Hand the connection to the WebSocket protocol, replaying the request to it.
+
+        A handshake pipelined behind requests that are still being answered
+        waits for their responses: the 101 must not overtake them.
+        """
         assert self.ws_protocol_class is not None
+        if self.cycle is not None or self.pipeline:
+            self.pending_upgrade = (head, bytearray(trailing))
+            self.flow.pause_reading()
+            return
         self.server_state.connections.discard(self)
+        self.idle_since = None
         protocol = self.ws_protocol_class(  # type: ignore[call-arg]
             config=self.config,
             server_state=self.server_state,
@@ -474,9 +479,37 @@ class HTTPConnection(asyncio.Protocol):
         )
         if self.client is not None and hasattr(protocol, "client"):
             protocol.client = self.client  # type: ignore[attr-defined]
+        # The WebSocket side starts with reading on, and must see any
+        # pause_writing caused by its own first write.
+        self.flow.resume_reading()
+        self.transport.set_protocol(protocol)
         protocol.connection_made(self.transport)
         protocol.data_received(head.serialize() + trailing)
-        self.transport.set_protocol(protocol)
+
+    def buffer_for_upgrade(self, data: bytes) -> None:
+        """Bytes that arrived after a deferred handshake belong to the WebSocket."""
+        assert self.pending_upgrade is not None
+        self.pending_upgrade[1].extend(data)
+
+
+def split_target(target: bytes, root_path: str) -> tuple[str, bytes, bytes]:
+    """(path, raw_path, query_string) of a request target, as ASGI scopes have them.
+
+    Raises BadRequest for a target that is not a path (or absolute URL) in ASCII.
+    """
+    raw_path, _, query = target.partition(b"?")
+    if not raw_path.startswith(b"/"):
+        raw_path = _origin_path(raw_path)
+    try:
+        path = raw_path.decode("ascii")
+    except UnicodeDecodeError:
+        raise BadRequest("Invalid characters in the request target.") from None
+    if "%" in path:
+        path = unquote(path)
+    if root_path:
+        path = root_path + path
+        raw_path = root_path.encode("ascii") + raw_path
+    return path, raw_path, query
 
 
 def _origin_path(target: bytes) -> bytes:

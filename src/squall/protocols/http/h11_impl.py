@@ -54,6 +54,9 @@ class H11Protocol(HTTPConnection):
         return parser
 
     def data_received(self, data: bytes) -> None:
+        if self.pending_upgrade is not None:
+            self.buffer_for_upgrade(data)
+            return
         if self._before_request:
             data = data.lstrip(b"\r\n")
             if not data:

@@ -42,6 +42,9 @@ class HttpToolsProtocol(HTTPConnection):
         self._replaying = False
 
     def data_received(self, data: bytes) -> None:
+        if self.pending_upgrade is not None:
+            self.buffer_for_upgrade(data)
+            return
         if self.closing or self.pending_error is not None:
             return  # llhttp stays failed after an error; nothing more is read
         try:

@@ -3,30 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
 
-from squall.protocols.http.connection import BadRequest, _origin_path
+from squall.protocols.http.connection import BadRequest, split_target
 from squall.protocols.websockets.handshake import HandshakeError, HandshakeRequest
-
-
-def split_target(target: bytes, root_path: str) -> tuple[str, bytes, bytes]:
-    """(path, raw_path, query_string) of a request target, as the HTTP scope has them.
-
-    Raises BadRequest for a target that is not a path (or absolute URL) in ASCII.
-    """
-    raw_path, _, query = target.partition(b"?")
-    if not raw_path.startswith(b"/"):
-        raw_path = _origin_path(raw_path)
-    try:
-        path = raw_path.decode("ascii")
-    except UnicodeDecodeError:
-        raise BadRequest("Invalid characters in the request target.") from None
-    if "%" in path:
-        path = unquote(path)
-    if root_path:
-        path = root_path + path
-        raw_path = root_path.encode("ascii") + raw_path
-    return path, raw_path, query
 
 
 def websocket_scope(
