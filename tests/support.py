@@ -17,14 +17,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from squall import Config, Server
 
 START_TIMEOUT = 10.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -116,19 +117,21 @@ SQUALL = [sys.executable, "-m", "squall"]
 STARTED_RE = re.compile(r"Squall running on (?:https?://\S+:(\d+)|\S+ on unix socket (\S+))")
 
 
-class SquallProcess:
-    """The `squall` command in a subprocess, with its stderr collected as it comes.
+class LoggedProcess:
+    """A command in a subprocess, with its output (stdout and stderr) collected as it comes.
 
-    Use as a context manager: on exit the process is terminated if still
+    Use as a context manager: on exit the process is killed if still
     running.  `wait_for_log` polls the collected output instead of sleeping.
     """
 
-    def __init__(self, *args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # Default deadline of the waits, in seconds.
+    timeout = START_TIMEOUT
+
+    def __init__(self, argv: list[str], cwd: str | Path | None = None, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         self.proc = subprocess.Popen(
-            [*SQUALL, *args],
+            argv,
             cwd=cwd,
-            env=full_env,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -147,38 +150,56 @@ class SquallProcess:
     def output(self) -> str:
         return "".join(self._lines)
 
-    def wait_for_log(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match[str]:
+    def wait_for_matches(self, pattern: str, count: int = 1, timeout: float | None = None) -> list[re.Match[str]]:
+        """Wait until `pattern` has matched `count` times in the output; return the matches."""
         regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = regex.search(self.output)
-            if match:
-                return match
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"{pattern!r} not seen in the output:\n{self.output}")
+        timeout = self.timeout if timeout is None else timeout
 
-    def wait_started(self, timeout: float = START_TIMEOUT) -> int | None:
-        """Wait for the startup line; return the TCP port it names."""
-        match = self.wait_for_log(STARTED_RE.pattern, timeout)
-        return int(match.group(1)) if match.group(1) else None
+        def matches() -> list[re.Match[str]]:
+            found = list(regex.finditer(self.output))
+            if len(found) < count and self.proc.poll() is not None and not self._reader.is_alive():
+                raise AssertionError(f"the process exited while waiting for {pattern!r}:\n{self.output}")
+            return found if len(found) >= count else []
+
+        try:
+            return wait_until(matches, timeout, repr(pattern), interval=0.02)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.output}") from None
+
+    def wait_for_log(self, pattern: str, timeout: float | None = None) -> re.Match[str]:
+        return self.wait_for_matches(pattern, 1, timeout)[0]
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         self.proc.send_signal(sig)
 
-    def wait(self, timeout: float = START_TIMEOUT) -> int:
+    def wait(self, timeout: float | None = None) -> int:
+        timeout = self.timeout if timeout is None else timeout
         code = self.proc.wait(timeout)
         self._reader.join(timeout)
         return code
 
-    def __enter__(self) -> SquallProcess:
+    def __enter__(self) -> LoggedProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.wait()
+
+
+class SquallProcess(LoggedProcess):
+    """The `squall` command (as `python -m squall`) in a subprocess."""
+
+    def __init__(self, *args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
+        super().__init__([*SQUALL, *args], cwd=cwd, env=env, pass_fds=pass_fds)
+
+    def wait_started(self, timeout: float | None = None) -> int | None:
+        """Wait for the startup line; return the TCP port it names."""
+        match = self.wait_for_log(STARTED_RE.pattern, timeout)
+        return int(match.group(1)) if match.group(1) else None
+
+    def __enter__(self) -> SquallProcess:
+        return self
 
 
 def run_squall(*args: str, cwd: str | Path | None = None, timeout: float = 20.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -191,6 +212,18 @@ def run_squall(*args: str, cwd: str | Path | None = None, timeout: float = 20.0,
         text=True,
         timeout=timeout,
     )
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 5.0, what: str = "the condition", interval: float = 0.005) -> T:
+    """Poll `predicate` until it returns something truthy, and return that; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = START_TIMEOUT) -> None:

@@ -11,9 +11,7 @@ import os
 import re
 import signal
 import ssl
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +21,7 @@ import httpx
 import pytest
 from gunicorn.config import Config as GunicornConfig
 from gunicorn.glogging import Logger
+from support import LoggedProcess
 from supervisors.supervised import NO_BYTECODE, Load, is_running, parse_answer, wait_until
 
 from squall.config import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
@@ -60,56 +59,23 @@ def _has_setting(name: str) -> bool:
     return name in GunicornConfig().settings
 
 
-class Gunicorn:
-    """A Gunicorn arbiter in a subprocess, its output collected as it comes."""
+class Gunicorn(LoggedProcess):
+    """A Gunicorn arbiter in a subprocess."""
+
+    timeout = START_TIMEOUT
 
     def __init__(self, *args: str, cwd: Path) -> None:
         extra = ["--no-control-socket"] if _has_setting("control_socket_disable") else []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", *extra, *args],
-            cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **NO_BYTECODE},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self._lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self._lines)
-
-    def wait_for_log(self, pattern: str, count: int = 1) -> list[re.Match[str]]:
-        """Wait until `pattern` has matched `count` times; return the matches."""
-
-        def matches() -> list[re.Match[str]]:
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                raise AssertionError(f"Gunicorn exited while waiting for {pattern!r}:\n{self.output}")
-            found = list(re.finditer(pattern, self.output))
-            return found if len(found) >= count else []
-
-        try:
-            return wait_until(matches, START_TIMEOUT, repr(pattern))
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.output}") from None
+        super().__init__([sys.executable, "-m", "gunicorn", *extra, *args], cwd=cwd, env=NO_BYTECODE)
 
     def wait_started(self, workers: int) -> int:
-        port = int(self.wait_for_log(r"Listening at: https?://127\.0\.0\.1:(\d+)")[0].group(1))
-        self.wait_for_log(r"Application startup complete", count=workers)
+        port = int(self.wait_for_log(r"Listening at: https?://127\.0\.0\.1:(\d+)").group(1))
+        self.wait_for_matches(r"Application startup complete", count=workers)
         return port
 
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(START_TIMEOUT)
-        self._reader.join(START_TIMEOUT)
-        return code
+        self.signal(signal.SIGTERM)
+        return self.wait()
 
 
 @contextmanager
@@ -153,7 +119,7 @@ def test_sighup_to_gunicorn_reloads_the_app_without_a_failed_request(tmp_path: P
             wait_until(lambda: load.answered() >= 60, what="the load to get going")
             (tmp_path / "gapp.py").write_text(GUNICORN_APP % "2")
             server.proc.send_signal(signal.SIGHUP)
-            server.wait_for_log(r"Application startup complete", count=4)  # two new workers
+            server.wait_for_matches(r"Application startup complete", count=4)  # two new workers
         assert load.result.failures == []
 
         def new_version_only() -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import support
 
 T = TypeVar("T")
 
@@ -65,16 +66,8 @@ def parse_answer(text: str) -> tuple[int, str]:
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 15.0, what: str = "the condition") -> T:
-    """Poll `predicate` until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
+    """`support.wait_until` with the longer deadline that process start-ups need."""
+    return support.wait_until(predicate, timeout, what, interval=0.02)
 
 def fetch(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, str] | None:
     """(pid, app version) of the worker that answered, on a fresh connection; None if none did."""

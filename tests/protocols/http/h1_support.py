@@ -18,23 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from support import wait_until  # noqa: F401  (re-exported for the HTTP tests)
+
 T = TypeVar("T")
 
 DEADLINE = 5.0
 # What a leaked exception looks like: a traceback, a source line, `SomeError`/`SomeException`.
 ERROR_TEXT_RE = re.compile(rb'Traceback|File "|\w(Error|Exception)\b|^\w+: ', re.MULTILINE)
 
-
-def wait_for(predicate: Callable[[], T], timeout: float = DEADLINE, what: str = "") -> T:
-    """Poll `predicate` until it returns something truthy, or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.002)
 
 
 async def wait_threading_event(event: threading.Event, timeout: float = DEADLINE) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from h1_support import RawClient, Recorder, assert_no_error_text, get_request, respond, wait_for
+from h1_support import RawClient, Recorder, assert_no_error_text, get_request, respond, wait_until
 
 
 def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -28,7 +28,7 @@ def test_exception_before_the_response_is_a_500(serve: Any, caplog: pytest.LogCa
         assert_no_error_text(response.body)
         assert response.closes
         client.assert_closed()
-    [record] = wait_for(lambda: error_records(caplog))
+    [record] = wait_until(lambda: error_records(caplog))
     assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
     assert "secret detail" in caplog.text and "Traceback" in caplog.text
 
@@ -50,7 +50,7 @@ def test_exception_after_the_response_started_closes_the_connection(
     assert received.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"partial" in received
     assert not received.endswith(b"0\r\n\r\n"), "a truncated chunked body was terminated as if complete"
-    wait_for(lambda: error_records(caplog))
+    wait_until(lambda: error_records(caplog))
 
 
 def test_returning_without_a_response_is_a_500(serve: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -63,7 +63,7 @@ def test_returning_without_a_response_is_a_500(serve: Any, caplog: pytest.LogCap
         assert response.status == 500
         assert_no_error_text(response.body)
         client.assert_closed()
-    wait_for(lambda: error_records(caplog))
+    wait_until(lambda: error_records(caplog))
 
 
 async def body_before_start(send: Any) -> None:
@@ -100,7 +100,7 @@ def test_protocol_misuse_raises_in_send_and_closes(serve: Any, caplog: pytest.Lo
             with RawClient.connect(server.port) as client:
                 client.send(get_request(path))
                 received = client.read_until_closed()  # fails if the connection is left open
-            wait_for(lambda: len(caught) and caught.snapshot()[-1][0] == path, what=f"{path}: a RuntimeError")
+            wait_until(lambda: len(caught) and caught.snapshot()[-1][0] == path, what=f"{path}: a RuntimeError")
             if path == "/start-twice":
                 # The first start was valid: its head may have left; no complete response can have.
                 assert b"content-length" not in received.lower() and not received.endswith(b"0\r\n\r\n")
@@ -121,7 +121,7 @@ def test_sending_after_the_response_completed_raises(serve: Any) -> None:
 
     with serve(app) as server, RawClient.connect(server.port) as client:
         assert client.request(get_request()).body == b"done"
-        wait_for(lambda: len(caught) == 1)
+        wait_until(lambda: len(caught) == 1)
         # The complete response was fine: the connection is still usable.
         assert client.request(get_request()).body == b"done"
 

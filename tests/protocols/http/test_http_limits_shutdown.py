@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from h1_support import RawClient, Recorder, get_request, respond, wait_for, wait_threading_event
+from h1_support import RawClient, Recorder, get_request, respond, wait_until, wait_threading_event
 
 
 def gated_app(release: threading.Event, started: Recorder) -> Any:
@@ -40,7 +40,7 @@ def test_limit_concurrency_answers_503_beyond_the_limit(serve: Any) -> None:
     with serve(gated_app(release, started), limit_concurrency=2) as server:
         busy = RawClient.connect(server.port)
         busy.send(get_request("/slow"))
-        wait_for(lambda: len(started) == 1)
+        wait_until(lambda: len(started) == 1)
         idle = RawClient.connect(server.port)
         with RawClient.connect(server.port) as third:  # a third connection: over the limit
             response = third.request(get_request("/fast"))
@@ -53,7 +53,7 @@ def test_limit_concurrency_answers_503_beyond_the_limit(serve: Any) -> None:
         assert busy.read_response().body == b"/slow"
         busy.close()
         # Back within the limit: served.
-        wait_for(lambda: len(server.server.server_state.connections) <= 1)
+        wait_until(lambda: len(server.server.server_state.connections) <= 1)
         assert idle.request(get_request("/fast")).body == b"/fast"
         idle.close()
 
@@ -64,12 +64,12 @@ def test_limit_concurrency_counts_running_tasks(serve: Any) -> None:
     with serve(gated_app(release, started), limit_concurrency=1) as server:
         with RawClient.connect(server.port) as gone:
             gone.send(get_request("/slow"))
-            wait_for(lambda: len(started) == 1)
-        wait_for(lambda: not server.server.server_state.connections, what="the connection to be gone")
+            wait_until(lambda: len(started) == 1)
+        wait_until(lambda: not server.server.server_state.connections, what="the connection to be gone")
         with RawClient.connect(server.port) as client:
             assert client.request(get_request("/fast")).status == 503
         release.set()
-        wait_for(lambda: not server.server.server_state.tasks, what="the task to finish")
+        wait_until(lambda: not server.server.server_state.tasks, what="the task to finish")
         with RawClient.connect(server.port) as client:
             assert client.request(get_request("/fast")).status == 200
 
@@ -90,11 +90,11 @@ def test_graceful_shutdown(serve: Any) -> None:
         assert idle.request(get_request("/fast")).status == 200
         busy = RawClient.connect(port)
         busy.send(get_request("/slow"))
-        wait_for(lambda: len(started) == 1)
+        wait_until(lambda: len(started) == 1)
 
         server.server.should_exit = True
         idle.assert_closed()  # idle keep-alive connections close at once
-        wait_for(lambda: connection_refused(port), what="the listening socket to close")
+        wait_until(lambda: connection_refused(port), what="the listening socket to close")
         assert server.thread.is_alive(), "the server exited with a request in flight"
 
         release.set()
@@ -122,7 +122,7 @@ def test_graceful_shutdown_timeout_cancels_requests(serve: Any) -> None:
     with serve(app, timeout_graceful_shutdown=1) as server:
         client = RawClient.connect(server.port)
         client.send(get_request())
-        wait_for(lambda: len(outcome) == 1)
+        wait_until(lambda: len(outcome) == 1)
         asked_at = time.monotonic()
         server.server.should_exit = True
         server.thread.join(5)

@@ -17,7 +17,7 @@ from h1_support import (
     post_request,
     read_body,
     respond,
-    wait_for,
+    wait_until,
     wait_threading_event,
 )
 
@@ -55,7 +55,7 @@ def test_body_arrives_as_a_stream_of_events(serve: Any) -> None:
         for n in range(1, pieces + 1):
             client.send(piece)
             if n < pieces:  # the app sees each piece before the next is sent
-                wait_for(lambda: received[0] >= n * len(piece), what=f"piece {n}")
+                wait_until(lambda: received[0] >= n * len(piece), what=f"piece {n}")
         response = client.read_response()
     assert response.body == b"%d" % (len(piece) * pieces)
     seen = events.snapshot()
@@ -172,7 +172,7 @@ def test_http_disconnect_when_the_client_goes_away(serve: Any) -> None:
         assert waiting.wait(5)
         closed_at = time.monotonic()
         client.close()
-        wait_for(lambda: len(messages) == 2, what="the app to see the disconnect")
+        wait_until(lambda: len(messages) == 2, what="the app to see the disconnect")
     body, (message, received_at) = messages.snapshot()
     assert body == b"payload"
     assert message == {"type": "http.disconnect"}

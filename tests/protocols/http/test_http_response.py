@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from h1_support import RawClient, get_request, respond, text_app, wait_for
+from h1_support import RawClient, get_request, respond, text_app, wait_until
 
 
 async def streaming_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -103,7 +103,7 @@ def test_content_not_matching_content_length_is_an_error(serve: Any, caplog: pyt
                 head, _, body = received.partition(b"\r\n\r\n")
                 assert len(body) < 6, f"{path}: a complete (wrong) body was sent"
         for word in ("longer", "shorter"):
-            wait_for(lambda: any(word in r.getMessage() + str(r.exc_info) for r in caplog.records), what=word)
+            wait_until(lambda: any(word in r.getMessage() + str(r.exc_info) for r in caplog.records), what=word)
 
 
 def test_default_server_and_date_headers(serve: Any) -> None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from support import wait_until  # noqa: F401  (re-exported for the WebSocket tests)
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -35,17 +36,6 @@ from wsproto.frame_protocol import FrameProtocol
 
 TIMEOUT = 5.0
 
-
-def wait_until(predicate: Callable[[], Any], timeout: float = TIMEOUT, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something true; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 def client_frame(data: str | bytes) -> bytes:
