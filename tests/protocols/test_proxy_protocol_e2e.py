@@ -313,3 +313,21 @@ def test_proxy_protocol_with_tls_rejects_bad_header_and_bad_handshake(
     assert scope["client"] == ["203.0.113.8", 1]
     # Failed handshakes are the clients' business, not errors of the server.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_shutdown_closes_a_connection_still_waiting_for_its_header(serve: Any) -> None:
+    with serve(scope_app, proxy_protocol=True) as server:
+        sock = server.connect()
+        sock.sendall(b"PROXY TCP4 ")  # and nothing more
+        deadline = time.monotonic() + 5
+        while not server.server.server_state.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.server.server_state.connections
+        started = time.monotonic()
+        server.server.should_exit = True
+        assert closed_without_response(sock)
+        server.thread.join(5)
+        assert not server.thread.is_alive()
+        # Well before the reader's own header deadline would have closed it.
+        assert time.monotonic() - started < proxy_reader.HEADER_TIMEOUT / 2
+        sock.close()

@@ -58,6 +58,10 @@ class ProxyProtocolReader(asyncio.BufferedProtocol):
         self._buffer = bytearray()
         self._timer: asyncio.TimerHandle | None = None
         self._peername: Any = None
+        # Listed with the server's connections until the hand-over, so that a
+        # shutdown closes it and waits for it like any other connection.
+        self._connections: set[Any] = getattr(getattr(self._protocol, "server_state", None), "connections", set())
+        self.idle_since: float | None = None
 
     # -- asyncio.BufferedProtocol ---------------------------------------------------
 
@@ -66,6 +70,7 @@ class ProxyProtocolReader(asyncio.BufferedProtocol):
         # For log messages; uvloop cannot tell it any more once the connection is lost.
         self._peername = transport.get_extra_info("peername")
         self._timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT, self._on_timeout)
+        self._connections.add(self)
 
     def get_buffer(self, sizehint: int) -> bytearray:
         size = _header_bytes_missing(self._received) if self._tls is not None else _READ_SIZE
@@ -103,10 +108,25 @@ class ProxyProtocolReader(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        self._connections.discard(self)
+
+    # -- called by the server, like an HTTP connection's -------------------------------
+
+    def shutdown(self) -> None:
+        """No request has been read yet: nothing to finish, close now."""
+        self._close()
+
+    def close_idle(self) -> None:
+        """The header has its own deadline (`HEADER_TIMEOUT`), not the keep-alive one."""
+
+    def abort(self) -> None:
+        if not self._transport.is_closing():
+            self._transport.abort()
 
     # -- internals --------------------------------------------------------------------
 
     def _hand_over(self, transport: asyncio.Transport, client: tuple[str, int] | None) -> None:
+        self._connections.discard(self)
         protocol = self._protocol
         if client is not None:
             protocol.client = client  # connection_made keeps it rather than asking the transport
@@ -114,6 +134,14 @@ class ProxyProtocolReader(asyncio.BufferedProtocol):
         protocol.connection_made(transport)
 
     async def _start_tls(self, client: tuple[str, int] | None) -> None:
+        try:
+            await self._handshake_and_hand_over(client)
+        finally:
+            # From the handshake on, the TLS layer (not this reader) hears
+            # of the connection's end: stop counting it here either way.
+            self._connections.discard(self)
+
+    async def _handshake_and_hand_over(self, client: tuple[str, int] | None) -> None:
         transport = self._transport
         assert self._tls is not None
         if transport.is_closing():  # lost while this task was waiting to start
