@@ -166,7 +166,9 @@ class Server:
     def _answers(self) -> bool:
         try:
             with socket.create_connection((HOST, self.port), timeout=1) as sock:
-                sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                sock.sendall(
+                    b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                )
                 return sock.recv(16).startswith(b"HTTP/1.1 ")
         except OSError:
             return False
@@ -199,7 +201,9 @@ class Server:
         """A server that died under load must fail the run, not be measured."""
         if self.process is None or self.process.poll() is not None:
             code = None if self.process is None else self.process.returncode
-            raise ServerError(f"{self.name} is not running (exit code {code}):\n{self.output()}")
+            raise ServerError(
+                f"{self.name} is not running (exit code {code}):\n{self.output()}"
+            )
 
 
 def run_tool(
@@ -216,10 +220,49 @@ def run_tool(
             preexec_fn=pinned(cpu),
         )
     except subprocess.TimeoutExpired as exc:
-        raise ServerError(f"{command[0]} did not finish within {timeout:.0f} s") from exc
+        raise ServerError(
+            f"{command[0]} did not finish within {timeout:.0f} s"
+        ) from exc
     if result.returncode != 0:
         raise ServerError(
             f"{' '.join(command)} exited with {result.returncode}:\n"
             f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
         )
     return result
+
+
+# --- shared by the benchmark scripts' command lines and reports ----------------
+
+
+def add_server_arguments(parser) -> None:
+    """The options every benchmark takes to choose and configure the servers."""
+    parser.add_argument(
+        "--servers",
+        default="squall,uvicorn",
+        help="comma-separated server modules, run as `python -m NAME`; "
+        "a name may repeat (default squall,uvicorn)",
+    )
+    parser.add_argument("--http", default="httptools", help="--http of the servers")
+    parser.add_argument("--loop", default="uvloop", help="--loop of the servers")
+
+
+def print_table(
+    title: str, rows: list[dict], labels: list[str], columns: list[tuple[str, str, str]]
+) -> None:
+    """Print `rows` (dicts) as a table: the `labels` keys left-aligned, then
+    `columns` as (title, key, format) right-aligned; a missing value shows as "-"."""
+    widths = [
+        max(len(label), *(len(str(row[label])) for row in rows)) for label in labels
+    ]
+    print(f"\n{title}")
+    head = "  ".join(f"{label:<{width}}" for label, width in zip(labels, widths))
+    print(head + "".join(f"{name:>13}" for name, _, _ in columns))
+    for row in rows:
+        left = "  ".join(
+            f"{row[label]!s:<{width}}" for label, width in zip(labels, widths)
+        )
+        cells = (
+            "-" if row.get(key) is None else fmt.format(row[key])
+            for _, key, fmt in columns
+        )
+        print(left + "".join(f"{cell:>13}" for cell in cells))

@@ -31,7 +31,14 @@ import time
 from dataclasses import asdict, dataclass
 from statistics import median
 
-from _harness import Server, ServerError, pinning_cpus, run_tool
+from _harness import (
+    Server,
+    ServerError,
+    pinning_cpus,
+    run_tool,
+    add_server_arguments,
+    print_table,
+)
 
 
 @dataclass
@@ -62,10 +69,22 @@ def _seconds(text: str) -> float:
 def h2load(url: str, requests: int, connections: int, cpu, timeout: float) -> dict:
     """A fixed number of HTTP/1.1 requests, spread over `connections`
     keep-alive connections handled by one client thread."""
-    command = ["h2load", "--h1", "-n", str(requests), "-c", str(connections), "-t", "1", url]
+    command = [
+        "h2load",
+        "--h1",
+        "-n",
+        str(requests),
+        "-c",
+        str(connections),
+        "-t",
+        "1",
+        url,
+    ]
     output = run_tool(command, cpu=cpu, timeout=timeout).stdout
     finished = re.search(r"finished in ([\d.]+\w+), ([\d.]+) req/s", output)
-    counts = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded", output)
+    counts = re.search(
+        r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded", output
+    )
     status = re.search(r"status codes: (\d+) 2xx", output)
     if not (finished and counts and status):
         raise ServerError(f"could not parse h2load output:\n{output}")
@@ -111,19 +130,33 @@ def measure(label: str, module: str, args, generator: str, cpus) -> Result:
         if generator == "h2load":
             h2load(server.url, args.warmup, args.connections, client_cpu, args.timeout)
             cpu_before = server.cpu_seconds()
-            run = h2load(server.url, args.requests, args.connections, client_cpu, args.timeout)
+            run = h2load(
+                server.url, args.requests, args.connections, client_cpu, args.timeout
+            )
             cpu_used = server.cpu_seconds() - cpu_before
             rss = server.rss_bytes()
             p99 = None
             if shutil.which("wrk"):
                 latency = wrk(
-                    server.url, args.latency_duration, args.connections, client_cpu, args.timeout
+                    server.url,
+                    args.latency_duration,
+                    args.connections,
+                    client_cpu,
+                    args.timeout,
                 )
                 p99 = latency["p99_ms"]
         else:
-            wrk(server.url, args.warmup_duration, args.connections, client_cpu, args.timeout)
+            wrk(
+                server.url,
+                args.warmup_duration,
+                args.connections,
+                client_cpu,
+                args.timeout,
+            )
             cpu_before = server.cpu_seconds()
-            run = wrk(server.url, args.duration, args.connections, client_cpu, args.timeout)
+            run = wrk(
+                server.url, args.duration, args.connections, client_cpu, args.timeout
+            )
             cpu_used = server.cpu_seconds() - cpu_before
             rss = server.rss_bytes()
             p99 = run["p99_ms"]
@@ -150,19 +183,6 @@ COLUMNS = [
     ("RSS MiB", "rss_mib", "{:.1f}"),
     ("errors", "errors", "{:d}"),
 ]
-
-
-def print_table(title: str, rows: list[dict]) -> None:
-    """rows: dicts with a "server" key and the COLUMNS attributes."""
-    width = max(len("server"), *(len(row["server"]) for row in rows))
-    print(f"\n{title}")
-    print(f"{'server':<{width}}" + "".join(f"{name:>13}" for name, _, _ in COLUMNS))
-    for row in rows:
-        cells = []
-        for _, key, fmt in COLUMNS:
-            value = row.get(key)
-            cells.append("-" if value is None else fmt.format(value))
-        print(f"{row['server']:<{width}}" + "".join(f"{cell:>13}" for cell in cells))
 
 
 def summarise(labels: list[str], rounds: list[list[Result]]) -> dict[str, dict]:
@@ -195,7 +215,9 @@ def cpu_model() -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved rounds (default 5)"
+    )
     parser.add_argument(
         "--requests",
         type=int,
@@ -203,16 +225,12 @@ def parse_args(argv=None):
         help="requests per measured run with h2load (default 200000)",
     )
     parser.add_argument(
-        "--connections", type=int, default=64, help="keep-alive connections (default 64)"
+        "--connections",
+        type=int,
+        default=64,
+        help="keep-alive connections (default 64)",
     )
-    parser.add_argument(
-        "--servers",
-        default="squall,uvicorn",
-        help="comma-separated server modules, run as `python -m NAME`; "
-        "a name may repeat (default squall,uvicorn)",
-    )
-    parser.add_argument("--http", default="httptools", help="--http of the servers")
-    parser.add_argument("--loop", default="uvloop", help="--loop of the servers")
+    add_server_arguments(parser)
     parser.add_argument(
         "--load-generator",
         choices=("auto", "h2load", "wrk"),
@@ -277,16 +295,24 @@ def main(argv=None) -> int:
     # The same server may be listed twice (e.g. to see the noise between two
     # identical servers); give each entry its own label.
     labels = [
-        name if modules[:i].count(name) == 0 else f"{name}#{modules[:i].count(name) + 1}"
+        name
+        if modules[:i].count(name) == 0
+        else f"{name}#{modules[:i].count(name) + 1}"
         for i, name in enumerate(modules)
     ]
     generator = pick_generator(args.load_generator)
     cpus = pinning_cpus()
 
-    pinning = f"server on CPU {cpus[0]}, load on CPU {cpus[1]}" if cpus else "not pinned"
+    pinning = (
+        f"server on CPU {cpus[0]}, load on CPU {cpus[1]}" if cpus else "not pinned"
+    )
     if generator == "h2load":
         load = f"h2load --h1, {args.requests:,} requests"
-        latency = f"wrk pass of {args.latency_duration:g} s" if shutil.which("wrk") else "none"
+        latency = (
+            f"wrk pass of {args.latency_duration:g} s"
+            if shutil.which("wrk")
+            else "none"
+        )
     else:
         load, latency = f"wrk, {args.duration:g} s", "wrk"
     print(f"python {platform.python_version()} ({sys.executable})")
@@ -302,10 +328,20 @@ def main(argv=None) -> int:
             for label, module in zip(labels, modules, strict=True)
         ]
         rounds.append(results)
-        print_table(f"Round {number}/{args.rounds}", [asdict(r) for r in results])
+        print_table(
+            f"Round {number}/{args.rounds}",
+            [asdict(r) for r in results],
+            ["server"],
+            COLUMNS,
+        )
 
     summary = summarise(labels, rounds)
-    print_table(f"Medians over {args.rounds} rounds (errors: total)", list(summary.values()))
+    print_table(
+        f"Medians over {args.rounds} rounds (errors: total)",
+        list(summary.values()),
+        ["server"],
+        COLUMNS,
+    )
 
     ratios = {}
     if len(labels) >= 2:
@@ -329,7 +365,9 @@ def main(argv=None) -> int:
                 "platform": platform.platform(),
                 "cpu": cpu_model(),
                 "cpu_count": os.cpu_count(),
-                "pinned": {"server": cpus[0], "load_generator": cpus[1]} if cpus else None,
+                "pinned": {"server": cpus[0], "load_generator": cpus[1]}
+                if cpus
+                else None,
             },
             "rounds": [[asdict(r) for r in results] for results in rounds],
             "medians": summary,
@@ -343,7 +381,9 @@ def main(argv=None) -> int:
 
     errors = sum(row["errors"] for row in summary.values())
     if errors:
-        print(f"error: {errors} requests failed, see the errors column", file=sys.stderr)
+        print(
+            f"error: {errors} requests failed, see the errors column", file=sys.stderr
+        )
     return 1 if errors else 0
 
 

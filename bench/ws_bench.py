@@ -34,7 +34,17 @@ import time
 from dataclasses import asdict, dataclass
 from statistics import median
 
-from _harness import HOST, Server, ServerError, cpu_seconds, pinning_cpus, rss_bytes, run_tool
+from _harness import (
+    HOST,
+    Server,
+    ServerError,
+    cpu_seconds,
+    pinning_cpus,
+    rss_bytes,
+    run_tool,
+    add_server_arguments,
+    print_table,
+)
 from http_bench import cpu_model
 
 WS_IMPLS = ("websockets", "websockets-sansio", "wsproto")
@@ -51,7 +61,9 @@ class Result:
     p50_ms: float  # round-trip time of one message, send to echo
     p99_ms: float
     rss_mib: float  # server RSS after the measured run, connections open
-    server_cpu_percent: float  # server CPU time / wall time: ~100 if it is the bottleneck
+    server_cpu_percent: (
+        float  # server CPU time / wall time: ~100 if it is the bottleneck
+    )
     load_cpu_percent: float  # the same for the load generator: must stay well below 100
 
 
@@ -117,7 +129,13 @@ class Run:
     """The shared state of all connections: how many messages are still to
     be sent in the current phase, and the round trips measured."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, frame: bytes, echo: bytes, pong_mask: bytes):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        frame: bytes,
+        echo: bytes,
+        pong_mask: bytes,
+    ):
         self.loop = loop
         self.frame = frame  # what every connection sends
         self.echo = echo  # what it expects back, byte for byte
@@ -126,9 +144,13 @@ class Run:
         self.in_flight = 0
         self.done: asyncio.Future[None] | None = None
         self.round_trips: list[int] | None = None  # ns; None while warming up
-        self.error: BaseException | None = None  # the first failure, even between phases
+        self.error: BaseException | None = (
+            None  # the first failure, even between phases
+        )
 
-    def start_phase(self, messages: int, connections: list[EchoClient], record: bool) -> asyncio.Future[None]:
+    def start_phase(
+        self, messages: int, connections: list[EchoClient], record: bool
+    ) -> asyncio.Future[None]:
         if self.error is not None:
             raise self.error
         self.to_send = messages
@@ -206,7 +228,9 @@ class EchoClient(asyncio.Protocol):
         """Start the closing handshake (code 1000); the future resolves when
         the server's close frame has arrived (or the connection is lost)."""
         self.closing = True
-        self.transport.write(client_frame(_OP_CLOSE, (1000).to_bytes(2, "big"), self.run.pong_mask))
+        self.transport.write(
+            client_frame(_OP_CLOSE, (1000).to_bytes(2, "big"), self.run.pong_mask)
+        )
         return self.closed
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -244,7 +268,9 @@ class EchoClient(asyncio.Protocol):
             for opcode, payload in frames:
                 if opcode == _OP_CLOSE:
                     if not self.closing:
-                        raise LoadError(f"the server closed the connection: {payload!r}")
+                        raise LoadError(
+                            f"the server closed the connection: {payload!r}"
+                        )
                     self.closed.set_result(None)
                     self.transport.close()
                 elif opcode == _OP_PING:  # the server's keepalive
@@ -254,7 +280,9 @@ class EchoClient(asyncio.Protocol):
                 elif server_frame(opcode, payload) == run.echo:
                     self._echoed()
                 else:
-                    raise LoadError(f"unexpected frame: opcode {opcode}, {payload[:60]!r}")
+                    raise LoadError(
+                        f"unexpected frame: opcode {opcode}, {payload[:60]!r}"
+                    )
         except LoadError as exc:
             run.fail(exc)
             self.transport.close()
@@ -278,11 +306,18 @@ async def load(options: argparse.Namespace) -> dict:
     # One masking key for every frame would be wrong against a proxy (RFC
     # 6455 10.3 wants unpredictable keys), but there is none here, and the
     # server unmasks the same number of bytes whatever the key.
-    run = Run(loop, client_frame(_OP_TEXT, payload, mask), server_frame(_OP_TEXT, payload), mask)
+    run = Run(
+        loop,
+        client_frame(_OP_TEXT, payload, mask),
+        server_frame(_OP_TEXT, payload),
+        mask,
+    )
     host_header = f"{HOST}:{options.port}"
 
     async def open_one() -> EchoClient:
-        _, client = await loop.create_connection(lambda: EchoClient(run, host_header), HOST, options.port)
+        _, client = await loop.create_connection(
+            lambda: EchoClient(run, host_header), HOST, options.port
+        )
         await client.upgraded
         return client
 
@@ -290,11 +325,18 @@ async def load(options: argparse.Namespace) -> dict:
         asyncio.gather(*(open_one() for _ in range(options.connections))), options.stall
     )
     try:
-        await asyncio.wait_for(run.start_phase(options.warmup, clients, record=False), options.stall)
+        await asyncio.wait_for(
+            run.start_phase(options.warmup, clients, record=False), options.stall
+        )
 
-        cpu_before, load_cpu_before = cpu_seconds(options.server_pid), time.process_time()
+        cpu_before, load_cpu_before = (
+            cpu_seconds(options.server_pid),
+            time.process_time(),
+        )
         started = time.perf_counter()
-        await asyncio.wait_for(run.start_phase(options.messages, clients, record=True), options.deadline)
+        await asyncio.wait_for(
+            run.start_phase(options.messages, clients, record=True), options.deadline
+        )
         seconds = time.perf_counter() - started
         cpu_used = cpu_seconds(options.server_pid) - cpu_before
         load_cpu = time.process_time() - load_cpu_before
@@ -302,7 +344,9 @@ async def load(options: argparse.Namespace) -> dict:
     finally:
         # A clean closing handshake, so that neither server logs an abnormal
         # closure; bounded, since after a failure a server may not answer.
-        closing = [client.close() for client in clients if not client.transport.is_closing()]
+        closing = [
+            client.close() for client in clients if not client.transport.is_closing()
+        ]
         if closing:
             await asyncio.wait(closing, timeout=5)
         for client in clients:
@@ -329,8 +373,12 @@ def loadgen_main(argv: list[str]) -> int:
     parser.add_argument("--messages", type=int, required=True)
     parser.add_argument("--warmup", type=int, required=True)
     parser.add_argument("--size", type=int, required=True)
-    parser.add_argument("--deadline", type=float, required=True, help="limit of the measured run")
-    parser.add_argument("--stall", type=float, default=30.0, help="limit of connecting and warming up")
+    parser.add_argument(
+        "--deadline", type=float, required=True, help="limit of the measured run"
+    )
+    parser.add_argument(
+        "--stall", type=float, default=30.0, help="limit of connecting and warming up"
+    )
     options = parser.parse_args(argv)
     try:
         import uvloop
@@ -362,7 +410,9 @@ def measure(ws: str, label: str, module: str, args: argparse.Namespace, cpus) ->
         "--size", str(args.size),
         "--deadline", str(args.timeout),
     ]  # fmt: skip
-    with Server(module, http=args.http, loop=args.loop, ws=ws, cpu=server_cpu) as server:
+    with Server(
+        module, http=args.http, loop=args.loop, ws=ws, cpu=server_cpu
+    ) as server:
         try:
             output = run_tool(
                 [*command, "--port", str(server.port), "--server-pid", str(server.pid)],
@@ -371,7 +421,9 @@ def measure(ws: str, label: str, module: str, args: argparse.Namespace, cpus) ->
             ).stdout
             server.cpu_seconds()  # raises if the server died in the meantime
         except ServerError as exc:
-            raise ServerError(f"{label} --ws {ws}: {exc}\n{label}'s output:\n{server.output()}") from None
+            raise ServerError(
+                f"{label} --ws {ws}: {exc}\n{label}'s output:\n{server.output()}"
+            ) from None
     run = json.loads(output)
     messages, seconds = run["messages"], run["seconds"]
     return Result(
@@ -402,17 +454,6 @@ COLUMNS = [
 ]
 
 
-def print_table(title: str, rows: list[dict]) -> None:
-    """rows: dicts with "ws" and "server" keys and the COLUMNS attributes."""
-    ws_width = max(len("ws"), *(len(row["ws"]) for row in rows))
-    width = max(len("server"), *(len(row["server"]) for row in rows))
-    print(f"\n{title}")
-    print(f"{'ws':<{ws_width}}  {'server':<{width}}" + "".join(f"{name:>13}" for name, _, _ in COLUMNS))
-    for row in rows:
-        cells = "".join(f"{fmt.format(row[key]):>13}" for _, key, fmt in COLUMNS)
-        print(f"{row['ws']:<{ws_width}}  {row['server']:<{width}}{cells}")
-
-
 def summarise(results: list[Result]) -> list[dict]:
     """Per (implementation, server), the median of every column over the rounds."""
     keys = list(dict.fromkeys((r.ws, r.server) for r in results))  # first-seen order
@@ -438,7 +479,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="all",
         help="--ws implementation of both servers; all: each in turn (default all)",
     )
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved rounds (default 5)"
+    )
     parser.add_argument(
         "--messages",
         type=int,
@@ -455,16 +498,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="untimed warm-up messages before each measured run (default 10000)",
     )
     parser.add_argument(
-        "--size", type=int, default=32, help="bytes of text in each message (default 32)"
+        "--size",
+        type=int,
+        default=32,
+        help="bytes of text in each message (default 32)",
     )
-    parser.add_argument(
-        "--servers",
-        default="squall,uvicorn",
-        help="comma-separated server modules, run as `python -m NAME`; "
-        "a name may repeat (default squall,uvicorn)",
-    )
-    parser.add_argument("--http", default="httptools", help="--http of the servers")
-    parser.add_argument("--loop", default="uvloop", help="--loop of the servers")
+    add_server_arguments(parser)
     parser.add_argument(
         "--timeout",
         type=float,
@@ -473,7 +512,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--json", metavar="FILE", help="also write all results to FILE")
     args = parser.parse_args(argv)
-    if min(args.rounds, args.messages, args.connections, args.size) < 1 or args.warmup < 0:
+    if (
+        min(args.rounds, args.messages, args.connections, args.size) < 1
+        or args.warmup < 0
+    ):
         parser.error("--rounds, --messages, --connections and --size must be positive")
     return args
 
@@ -485,12 +527,16 @@ def main(argv=None) -> int:
     if not modules:
         sys.exit("--servers names no server")
     labels = [
-        name if modules[:i].count(name) == 0 else f"{name}#{modules[:i].count(name) + 1}"
+        name
+        if modules[:i].count(name) == 0
+        else f"{name}#{modules[:i].count(name) + 1}"
         for i, name in enumerate(modules)
     ]
     cpus = pinning_cpus()
 
-    pinning = f"server on CPU {cpus[0]}, load on CPU {cpus[1]}" if cpus else "not pinned"
+    pinning = (
+        f"server on CPU {cpus[0]}, load on CPU {cpus[1]}" if cpus else "not pinned"
+    )
     print(f"python {platform.python_version()} ({sys.executable})")
     print(f"cpu: {cpu_model()}, {os.cpu_count()} CPUs, {pinning}")
     print(
@@ -510,10 +556,17 @@ def main(argv=None) -> int:
             for label, module in zip(labels, modules, strict=True)
         ]
         results += round_results
-        print_table(f"Round {number}/{args.rounds}", [asdict(r) for r in round_results])
+        print_table(
+            f"Round {number}/{args.rounds}",
+            [asdict(r) for r in round_results],
+            ["ws", "server"],
+            COLUMNS,
+        )
 
     summary = summarise(results)
-    print_table(f"Medians over {args.rounds} rounds", summary)
+    print_table(
+        f"Medians over {args.rounds} rounds", summary, ["ws", "server"], COLUMNS
+    )
 
     ratios = {}
     if len(labels) >= 2:
@@ -521,11 +574,17 @@ def main(argv=None) -> int:
         name = f"{labels[0]}/{labels[1]}"
         print()
         for ws in impls:
-            a, b = (next(row for row in summary if row["ws"] == ws and row["server"] == label) for label in labels[:2])
+            a, b = (
+                next(
+                    row for row in summary if row["ws"] == ws and row["server"] == label
+                )
+                for label in labels[:2]
+            )
             ratios[ws] = {
                 "name": name,
                 "cpu_us_per_message": a["cpu_us_per_message"] / b["cpu_us_per_message"],
-                "messages_per_second": a["messages_per_second"] / b["messages_per_second"],
+                "messages_per_second": a["messages_per_second"]
+                / b["messages_per_second"],
             }
             print(
                 f"--ws {ws}: {name} CPU µs/message x{ratios[ws]['cpu_us_per_message']:.2f} "
@@ -541,7 +600,9 @@ def main(argv=None) -> int:
                 "platform": platform.platform(),
                 "cpu": cpu_model(),
                 "cpu_count": os.cpu_count(),
-                "pinned": {"server": cpus[0], "load_generator": cpus[1]} if cpus else None,
+                "pinned": {"server": cpus[0], "load_generator": cpus[1]}
+                if cpus
+                else None,
             },
             "results": [asdict(r) for r in results],
             "medians": summary,
