@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from squall import Config, Server
 
 START_TIMEOUT = 10.0
+TESTS_DIR = Path(__file__).resolve().parent
 T = TypeVar("T")
 
 
@@ -188,9 +189,15 @@ class LoggedProcess:
 
 
 class SquallProcess(LoggedProcess):
-    """The `squall` command (as `python -m squall`) in a subprocess."""
+    """The `squall` command (as `python -m squall`) in a subprocess.
+
+    `tests/` is on its PYTHONPATH, as it is on pytest's: a test app may
+    import the test helpers.
+    """
 
     def __init__(self, *args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
+        paths = [str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {"PYTHONPATH": os.pathsep.join(paths), **(env or {})}
         super().__init__([*SQUALL, *args], cwd=cwd, env=env, pass_fds=pass_fds)
 
     def wait_started(self, timeout: float | None = None) -> int | None:
