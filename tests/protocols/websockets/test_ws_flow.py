@@ -77,13 +77,13 @@ def test_shutdown_before_accept_answers_503(ws_serve: Any) -> None:
     with ws_serve(app) as server:
         import socket
 
-        from ws_helpers import HTTPResponse, read_until_closed
+        from ws_helpers import HTTPResponse, recv_all
 
         with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
             sock.sendall(handshake_request())
             assert recorder.get() == "deciding"
             server.server.should_exit = True
-            response = HTTPResponse(read_until_closed(sock))
+            response = HTTPResponse(recv_all(sock))
         assert response.status == 503
         assert recorder.get() == {"type": "websocket.disconnect", "code": 1012, "reason": ""}
         assert isinstance(recorder.get(), OSError)

@@ -17,7 +17,7 @@ from ws_helpers import (
     echo_app,
     handshake_request,
     raw_request,
-    read_until_closed,
+    recv_all,
     wait_until,
 )
 
@@ -252,7 +252,7 @@ def test_ws_none_serves_the_upgrade_as_http(serve: Any, caplog: pytest.LogCaptur
         for _ in range(2):
             with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
                 sock.sendall(handshake_request().replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
-                assert read_until_closed(sock).startswith(b"HTTP/1.1 200 ")
+                assert recv_all(sock).startswith(b"HTTP/1.1 200 ")
     assert [seen.get(), seen.get()] == ["http", "http"]
     warnings = [r for r in caplog.records if "served as plain HTTP" in r.getMessage()]
     assert len(warnings) == 1

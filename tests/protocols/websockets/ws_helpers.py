@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from support import wait_until  # noqa: F401  (re-exported for the WebSocket tests)
+from support import recv_all, wait_until  # noqa: F401  (re-exported for the WebSocket tests)
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -79,25 +79,12 @@ def handshake_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def read_until_closed(sock: socket.socket, timeout: float = TIMEOUT) -> bytes:
-    sock.settimeout(timeout)
-    chunks = []
-    while True:
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks)
-
 
 def raw_request(port: int, request: bytes) -> HTTPResponse:
     """Send `request`, read the response until the server closes the connection."""
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
         sock.sendall(request)
-        return HTTPResponse(read_until_closed(sock))
+        return HTTPResponse(recv_all(sock))
 
 
 class WsprotoClient:
