@@ -180,6 +180,9 @@ class Config:
         timeout_notify: int = 30,
         timeout_graceful_shutdown: float | None = None,
         timeout_worker_healthcheck: float = 5,
+        timeout_request_header: float = 10,
+        timeout_request_body_idle: float = 60,
+        timeout_write: float = 60,
         callback_notify: Callable[..., Awaitable[None]] | None = None,
         ssl_keyfile: str | os.PathLike[str] | None = None,
         ssl_certfile: str | os.PathLike[str] | None = None,
@@ -228,6 +231,10 @@ class Config:
         self.timeout_notify = timeout_notify
         self.timeout_graceful_shutdown = timeout_graceful_shutdown
         self.timeout_worker_healthcheck = timeout_worker_healthcheck
+        # Beyond Uvicorn: 0 turns each off.
+        self.timeout_request_header = timeout_request_header
+        self.timeout_request_body_idle = timeout_request_body_idle
+        self.timeout_write = timeout_write
         self.callback_notify = callback_notify
         self.ssl_keyfile = ssl_keyfile
         self.ssl_certfile = ssl_certfile
@@ -248,6 +255,8 @@ class Config:
         self.proxy_protocol_ssl: ssl.SSLContext | None = None
         self.loaded_app: Any = None
         self.http_protocol_class: type[asyncio.Protocol] | None = None
+        # Set when HTTP/2 is served: the protocol an HTTP/1.1 connection hands over to.
+        self.h2_protocol_class: type[asyncio.Protocol] | None = None
         self.ws_protocol_class: type[asyncio.Protocol] | None = None
         self.lifespan_class: type | None = None
 
@@ -290,6 +299,9 @@ class Config:
             ("--timeout-keep-alive", self.timeout_keep_alive, 0, None),
             ("--timeout-graceful-shutdown", self.timeout_graceful_shutdown, 0, None),
             ("--timeout-worker-healthcheck", self.timeout_worker_healthcheck, 0, None),
+            ("--timeout-request-header", self.timeout_request_header, 0, None),
+            ("--timeout-request-body-idle", self.timeout_request_body_idle, 0, None),
+            ("--timeout-write", self.timeout_write, 0, None),
             ("--reload-delay", self.reload_delay, 0, None),
             ("--ws-max-size", self.ws_max_size, 1, None),
             ("--ws-max-queue", self.ws_max_queue, 1, None),

@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -27,12 +28,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger("squall.error")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# How often the server wakes to refresh the Date header, sweep idle
-# connections and check for a requested exit.
+# How often the server wakes to refresh the Date header, check the
+# connections' timeouts and look for a requested exit.
 TICK_SECONDS = 0.1
-# Idle connections are swept at this interval rather than each getting a
-# timer per request: keep-alive costs nothing on the request path.
-IDLE_SWEEP_TICKS = 5
+# Connections' timeouts are checked at this interval rather than each
+# request arming a timer: keep-alive and the other timeouts cost nothing on
+# the request path.
+TIMEOUT_SWEEP_TICKS = 5
 # While shutting down, how often to look whether the last connection closed.
 SHUTDOWN_POLL_SECONDS = 0.01
 
@@ -42,11 +44,21 @@ class ServerState:
 
     `default_headers` is the block of response headers (Server, Date, any
     `--header`) already encoded, refreshed once a second by the server.
+    `counters` counts events worth reporting (timeouts, refusals) by name.
     """
 
-    __slots__ = ("total_requests", "connections", "tasks", "default_headers", "default_header_names", "draining")
+    __slots__ = (
+        "total_requests",
+        "connections",
+        "tasks",
+        "default_headers",
+        "default_header_names",
+        "draining",
+        "counters",
+    )
 
     def __init__(self) -> None:
+        self.counters: Counter[str] = Counter()
         self.total_requests = 0
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -55,6 +67,9 @@ class ServerState:
         # Set when the server is going away: every response then closes its
         # connection, so keep-alive clients move on between two requests.
         self.draining = False
+
+    def count(self, event: str) -> None:
+        self.counters[event] += 1
 
 
 class Server:
@@ -69,6 +84,8 @@ class Server:
         self.servers: list[asyncio.AbstractServer] = []
         self.lifespan: LifespanOn | LifespanOff | None = None
         self._last_notified = 0.0
+        # The second the Date header was last written for.
+        self._date_second = -1
         self._max_requests: int | None = None
 
     # -- entry points --------------------------------------------------------
@@ -261,10 +278,10 @@ class Server:
 
     async def _on_tick(self, ticks: int) -> bool:
         now = time.time()
-        if int(now) != int(now - TICK_SECONDS) or ticks == 0:
+        if int(now) != self._date_second:
             self._refresh_default_headers(now)
-        if ticks % IDLE_SWEEP_TICKS == 0:
-            self._close_idle_connections()
+        if ticks % TIMEOUT_SWEEP_TICKS == 0:
+            self._check_timeouts()
 
         if self.config.callback_notify is not None and now - self._last_notified > self.config.timeout_notify:
             self._last_notified = now
@@ -278,19 +295,18 @@ class Server:
         return False
 
     def _refresh_default_headers(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self._date_second = int(now)
         headers = list(self.config.encoded_headers)
         if self.config.date_header:
             headers.insert(0, (b"date", formatdate(now, usegmt=True).encode()))
         self.server_state.default_headers = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
         self.server_state.default_header_names = frozenset(name for name, _ in headers)
 
-    def _close_idle_connections(self) -> None:
-        timeout = self.config.timeout_keep_alive
+    def _check_timeouts(self) -> None:
         now = asyncio.get_running_loop().time()
         for connection in list(self.server_state.connections):
-            idle_since = getattr(connection, "idle_since", None)
-            if idle_since is not None and now - idle_since >= timeout:
-                connection.close_idle()
+            connection.check_timeouts(now)
 
     # -- shutdown ------------------------------------------------------------
 
@@ -329,7 +345,7 @@ class Server:
             logger.info("Waiting for connections to close. (CTRL+C to force quit)")
             while self.server_state.connections and not self.force_exit:
                 await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
-                self._close_idle_connections()
+                self._check_timeouts()
         if self.server_state.tasks and not self.force_exit:
             logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
             while self.server_state.tasks and not self.force_exit:

@@ -61,7 +61,6 @@ class ProxyProtocolReader(asyncio.BufferedProtocol):
         # Listed with the server's connections until the hand-over, so that a
         # shutdown closes it and waits for it like any other connection.
         self._connections: set[Any] = getattr(getattr(self._protocol, "server_state", None), "connections", set())
-        self.idle_since: float | None = None
 
     # -- asyncio.BufferedProtocol ---------------------------------------------------
 
@@ -116,7 +115,7 @@ class ProxyProtocolReader(asyncio.BufferedProtocol):
         """No request has been read yet: nothing to finish, close now."""
         self._close()
 
-    def close_idle(self) -> None:
+    def check_timeouts(self, now: float) -> None:
         """The header has its own deadline (`HEADER_TIMEOUT`), not the keep-alive one."""
 
     def abort(self) -> None:

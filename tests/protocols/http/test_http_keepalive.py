@@ -51,8 +51,9 @@ def test_one_connection_serves_several_requests(serve: Any) -> None:
 
 
 def test_idle_connections_are_closed_after_the_keep_alive_timeout(serve: Any) -> None:
-    """Idle keep-alive connections, silent ones and ones trickling an unfinished head
-    (slowloris) are closed by the keep-alive sweep; one busy with a slow response is not."""
+    """Idle keep-alive connections and silent ones are closed after the keep-alive
+    timeout, ones trickling an unfinished head (slowloris) after the request-header
+    timeout; one busy with a slow response is not."""
     timeout = 1.0
     others_closed = threading.Event()
 
@@ -61,7 +62,7 @@ def test_idle_connections_are_closed_after_the_keep_alive_timeout(serve: Any) ->
             await wait_threading_event(others_closed)
         await respond(send, body=scope["path"].encode())
 
-    with serve(app, timeout_keep_alive=timeout) as server:
+    with serve(app, timeout_keep_alive=timeout, timeout_request_header=timeout) as server:
         busy = RawClient.connect(server.port)
         busy.send(get_request("/slow"))
         idle = RawClient.connect(server.port)

@@ -238,7 +238,7 @@ def test_early_frames_are_kept_until_accept(ws_serve: Any) -> None:
 
 
 def test_ws_none_serves_the_upgrade_as_http(serve: Any, caplog: pytest.LogCaptureFixture, monkeypatch: Any) -> None:
-    import squall.protocols.http.connection as connection
+    import squall.protocols.http.h1_connection as connection
 
     monkeypatch.setattr(connection, "_warned_no_websockets", False)
     seen = Recorder()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -286,15 +287,21 @@ def test_messages_before_the_peer_close_are_delivered_first(ws_serve: Any) -> No
 
 
 def test_connection_is_tracked_by_the_server(ws_serve: Any) -> None:
-    with ws_serve(echo_app()) as server:
+    """A WebSocket counts as a connection with a task, and the keep-alive timeout does not apply to it."""
+    with ws_serve(echo_app(), timeout_keep_alive=0.5, ws_ping_interval=None) as server:
         state = server.server.server_state
         with connect(f"ws://127.0.0.1:{server.port}/") as client:
             client.send("x")
             assert client.recv() == "x"
             assert len(state.connections) == 1
             assert len(state.tasks) == 1
-            (connection,) = state.connections
-            assert connection.idle_since is None
+            # Two timeout sweeps (twice a second) past the keep-alive timeout.
+            silent_until = time.monotonic() + 1.6
+            while time.monotonic() < silent_until:
+                with pytest.raises(TimeoutError):
+                    client.recv(timeout=silent_until - time.monotonic())
+            client.send("y")
+            assert client.recv(timeout=5) == "y"
         wait_until(lambda: not state.connections and not state.tasks, what="the connection and its task to end")
 
 

@@ -1,18 +1,67 @@
 """Back-pressure in both directions for one connection.
 
-Reading pauses while the app has not consumed what is buffered; writing
-(`send`) waits while the transport's buffer is above its high-water mark.
+Reading can pause for several independent reasons at once (a request body
+the app has not read, a full pipeline, a protocol switch waiting its turn,
+our own writes backing up, a malformed request).  Each reason is a bit of
+`ReadGate.reasons`: the transport reads again only when the last reason is
+lifted, so that ending one pause can never undo another.
+
+Writing is the other way round: the transport tells the protocol when its
+buffer passes the high-water mark (`pause_writing`) and when it drained
+(`resume_writing`); the connection passes that on to the streams that write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 # Request body bytes buffered for the app before the socket stops being read.
 HIGH_WATER_LIMIT = 65536
 
+# Why reading is paused (bits of ReadGate.reasons).
+PAUSE_BODY = 1  # a request body buffer is full: the app has not read it yet
+PAUSE_PIPELINE = 2  # as many requests are queued as a connection may queue
+PAUSE_SWITCH = 4  # a protocol switch (WebSocket, h2c) waits for earlier responses
+PAUSE_WRITE = 8  # our own writes back up: the peer is not reading them
+PAUSE_ERROR = 16  # malformed input was read: nothing more will be
+
+
+class ReadGate:
+    """Pauses the transport's reading while any reason holds.
+
+    `resume_reading` runs in `context`, the connection's own: asyncio's
+    selector loop makes the reader callback anew on resume, in the context
+    current at that moment, and every later `data_received` (so every
+    request task created there) would inherit an app's context variables
+    if an app's `receive` resumed it.
+    """
+
+    __slots__ = ("_transport", "_context", "reasons")
+
+    def __init__(self, transport: asyncio.Transport, context: contextvars.Context) -> None:
+        self._transport = transport
+        self._context = context
+        self.reasons = 0
+
+    def pause(self, reason: int) -> None:
+        if not self.reasons:
+            self._transport.pause_reading()
+        self.reasons |= reason
+
+    def resume(self, reason: int) -> None:
+        if self.reasons & reason:
+            self.reasons &= ~reason
+            if not self.reasons and not self._transport.is_closing():
+                self._context.copy().run(self._transport.resume_reading)
+
+    def paused_for(self, reason: int) -> bool:
+        return bool(self.reasons & reason)
+
 
 class FlowControl:
+    """One-reason read pausing and write waiting, as the WebSocket protocols use it."""
+
     __slots__ = ("_transport", "read_paused", "write_paused", "_drain_waiter")
 
     def __init__(self, transport: asyncio.Transport) -> None:

@@ -1,24 +1,19 @@
-"""HTTP/1.1 parsed by h11: the pure-Python implementation.
+"""HTTP/1.1 parsed by h11: the pure-Python wire layer.
 
 h11 is used as the request parser only; responses are written by the shared
-code in `response.py`, so both implementations frame responses alike.  h11
+code in `h1_connection.py`, so both parsers frame responses alike.  h11
 keeps a per-request state machine that expects to see our response too, so
 after each request a fresh `h11.Connection` takes over what was left unread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-from typing import TYPE_CHECKING, Any
 
 import h11
 
-from squall.protocols.http.connection import BadRequest, HTTPConnection, RequestHead
-
-if TYPE_CHECKING:
-    from squall.config import Config
-    from squall.server import ServerState
+from squall.protocols.http.h1_connection import H1Connection, H1Reader
+from squall.protocols.http.h1_request import BadRequest
 
 # What h11 accepts in a request head and llhttp refuses: control characters
 # other than HTAB, a CR or LF that is not part of a CRLF, and obs-fold
@@ -26,15 +21,10 @@ if TYPE_CHECKING:
 _INVALID_HEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n|\n[ \t]")
 
 
-class H11Protocol(HTTPConnection):
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+class H11Reader(H1Reader):
+    def __init__(self, conn: H1Connection, max_head_size: int) -> None:
+        self.conn = conn
+        self.max_head_size = max_head_size
         # True while the parser has no bytes of the next request yet.
         self._before_request = True
         # The bytes of the next request head as they arrive (h11 does not
@@ -53,10 +43,7 @@ class H11Protocol(HTTPConnection):
             parser.receive_data(data)
         return parser
 
-    def data_received(self, data: bytes) -> None:
-        if self.pending_upgrade is not None:
-            self.buffer_for_upgrade(data)
-            return
+    def feed(self, data: bytes) -> None:
         if self._before_request:
             data = data.lstrip(b"\r\n")
             if not data:
@@ -67,14 +54,14 @@ class H11Protocol(HTTPConnection):
         self.parser.receive_data(data)
         self._parse()
 
-    def resume_parsing(self) -> None:
-        if not self.closing:
-            self._parse()
+    def resume(self) -> None:
+        self._parse()
 
     def _parse(self) -> None:
-        # Stop once a request is queued behind the running one: the rest
-        # waits in h11's buffer (and reading is paused) until its turn.
-        while not self.closing and not self.pipeline and self.pending_error is None:
+        conn = self.conn
+        # Stop when the connection may not take another request yet: the
+        # rest waits in h11's buffer (and reading is paused) until it may.
+        while conn.may_parse():
             try:
                 event = self.parser.next_event()
             except h11.RemoteProtocolError as exc:
@@ -83,19 +70,19 @@ class H11Protocol(HTTPConnection):
                     # error means an endless chunk-size line: a plain 400).
                     line = self.parser.trailing_data[0].partition(b"\r\n")[0]
                     method, _, rest = line.partition(b" ")
-                    status = self.head_overflow_status(method, rest.partition(b" ")[0])
+                    status = conn.head_overflow_status(method, rest.partition(b" ")[0])
                 else:
                     status = 400
-                self.on_parse_error(status, str(exc))
+                conn.on_error(status, str(exc))
                 return
             event_type = type(event)
             if event_type is h11.Data:
-                self.on_body(bytes(event.data))  # type: ignore[union-attr]
+                conn.on_body(bytes(event.data))  # type: ignore[union-attr]
             elif event_type is h11.Request:
                 if self._on_request(event):  # type: ignore[arg-type]
                     return
             elif event_type is h11.EndOfMessage:
-                self.on_request_end()
+                conn.on_message_end()
                 # h11 would wait for our response before the next request;
                 # a fresh parser reads it instead, from what is left.
                 self.parser = self._new_parser(self.parser.trailing_data[0])
@@ -103,19 +90,19 @@ class H11Protocol(HTTPConnection):
                 return
 
     def _on_request(self, event: h11.Request) -> bool:
+        conn = self.conn
         headers = list(event.headers)
         http_version = event.http_version.decode("ascii")
         raw_head, self._raw_head = self._raw_head, None
         try:
             _check_raw_head(raw_head or b"", headers)
-            upgrade = self.on_request_head(event.method, event.target, http_version, headers)
+            switch = conn.on_head(event.method, event.target, http_version, headers)
         except BadRequest as exc:
-            self.on_parse_error(exc.status, str(exc))
+            conn.on_error(exc.status, str(exc), event.method == b"HEAD")
             return True
-        if upgrade:
-            # The handshake has no body: take everything after the head as is.
-            trailing = self.parser.trailing_data[0]
-            self.upgrade(RequestHead(event.method, event.target, http_version, headers), trailing)
+        if switch:
+            # The switching request has no body: what follows the head is the new protocol's.
+            conn.on_switch(self.parser.trailing_data[0])
             return True
         return False
 
@@ -134,3 +121,9 @@ def _check_raw_head(data: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         lines = [line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
         if len(lines) != 1 or b"," in lines[0]:
             raise BadRequest("More than one Content-Length value.")
+
+
+class H11Protocol(H1Connection):
+    """`--http h11`: an HTTP/1.1 connection read by h11."""
+
+    reader_class = H11Reader

@@ -1,39 +1,32 @@
-"""HTTP/1.1 parsed by httptools (llhttp, in C): the fast implementation."""
+"""HTTP/1.1 parsed by httptools (llhttp, in C): the fast wire layer."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any
-
 import httptools
 
-from squall.protocols.http.connection import BadRequest, HTTPConnection, RequestHead
+from squall.protocols.http.h1_connection import H1Connection, H1Reader
+from squall.protocols.http.h1_request import BadRequest, RequestHead
 
-if TYPE_CHECKING:
-    from squall.config import Config
-    from squall.server import ServerState
+_HEAD_END = b"\r\n\r\n"
 
 
-class HttpToolsProtocol(HTTPConnection):
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+class HttpToolsReader(H1Reader):
+    def __init__(self, conn: H1Connection, max_head_size: int) -> None:
+        self.conn = conn
+        self.max_head_size = max_head_size
         self.parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        # Bytes the connection may not take yet (see `feed`).
+        self._held = b""
         # Bytes of the unfinished request head read so far, or -1 between
         # heads: llhttp has no size limit of its own.  Within the read where
         # a head begins the callbacks count it; once a read ends inside the
         # head (`_head_spans_reads`), every further read counts whole.  The
-        # limit of a complete head is checked in `on_request_head`.
+        # limit of a complete head is checked in `on_head`.
         self._head_size = -1
         self._head_spans_reads = False
-        self._upgrade_head: RequestHead | None = None
+        self._switching = False
         # llhttp takes everything after an upgrade request's head for the new
         # protocol, body included.  When the upgrade is not taken and there is
         # a body, this is a head that frames it alike, for a fresh parser to
@@ -41,26 +34,53 @@ class HttpToolsProtocol(HTTPConnection):
         self._skipped_body_head: bytes | None = None
         self._replaying = False
 
-    def data_received(self, data: bytes) -> None:
-        if self.pending_upgrade is not None:
-            self.buffer_for_upgrade(data)
-            return
-        if self.closing or self.pending_error is not None:
-            return  # llhttp stays failed after an error; nothing more is read
+    def feed(self, data: bytes) -> None:
+        """Feed llhttp, one request head at a time when a read holds several.
+
+        llhttp parses all it is given, so a single read of small pipelined
+        requests would queue them all.  Cutting the input after each head
+        end lets the connection say when to stop; the rest is held (and
+        reading is paused) until it may go on.  Cutting never changes what
+        llhttp parses: it is a streaming parser.
+        """
+        if self._held:
+            data = self._held + data
+            self._held = b""
+        conn = self.conn
+        while data:
+            if not conn.may_parse():
+                if not conn.closing and conn.pending_error is None:
+                    self._held = data
+                return
+            end = data.find(_HEAD_END)
+            if end == -1 or data.find(_HEAD_END, end + 4) == -1:
+                self._feed(data, b"")
+                return
+            end += 4
+            if not self._feed(data[:end], data[end:]):
+                return
+            data = data[end:]
+
+    def resume(self) -> None:
+        if self._held:
+            self.feed(b"")
+
+    def _feed(self, data: bytes, rest: bytes) -> bool:
+        """Parse `data`, the part of the input before `rest`; False if `rest` was taken by a protocol switch."""
+        conn = self.conn
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            self._on_upgrade(data[exc.args[0] :])
-            return
+            return self._on_upgrade(data[exc.args[0] :], rest)
         except httptools.HttpParserCallbackError as exc:
             error = exc.__context__
             if isinstance(error, BadRequest):
-                self.on_parse_error(error.status, str(error))
-                return
+                conn.on_error(error.status, str(error), self._is_head())
+                return True
             raise
         except httptools.HttpParserError as exc:
-            self.on_parse_error(400, str(exc))
-            return
+            conn.on_error(400, str(exc))
+            return True
         if self._head_size >= 0:  # the read ended inside a head
             if self._head_spans_reads:
                 self._head_size += len(data)
@@ -68,16 +88,24 @@ class HttpToolsProtocol(HTTPConnection):
                 self._head_spans_reads = True
             if self._head_size > self.max_head_size:
                 self._head_size = -1
-                status = self.head_overflow_status(self.parser.get_method() if self._url else b"", self._url)
-                self.on_parse_error(status, "The request head is larger than --h11-max-incomplete-event-size.")
+                status = conn.head_overflow_status(self.parser.get_method() if self._url else b"", self._url)
+                conn.on_error(status, "The request head is larger than --h11-max-incomplete-event-size.")
+        return True
 
-    def _on_upgrade(self, trailing: bytes) -> None:
-        head, self._upgrade_head = self._upgrade_head, None
-        if head is not None:
-            self.upgrade(head, trailing)
-            return
-        # An upgrade we don't do (h2c, or WebSockets disabled): the request is
-        # served as plain HTTP, so go on parsing its body and what follows.
+    def _is_head(self) -> bool:
+        try:
+            return self.parser.get_method() == b"HEAD"
+        except httptools.HttpParserError:
+            return False
+
+    def _on_upgrade(self, trailing: bytes, rest: bytes) -> bool:
+        if self._switching:
+            self._switching = False
+            self.conn.on_switch(trailing + rest)
+            return False
+        # An upgrade we don't do (WebSockets disabled, h2c with a body, an
+        # unknown protocol): the request is served as plain HTTP, so go on
+        # parsing its body and what follows.
         if self._skipped_body_head is not None:
             synthetic, self._skipped_body_head = self._skipped_body_head, None
             self.parser = httptools.HttpRequestParser(self)
@@ -86,8 +114,10 @@ class HttpToolsProtocol(HTTPConnection):
                 self.parser.feed_data(synthetic)
             finally:
                 self._replaying = False
-        if trailing and not self.closing:
-            self.data_received(trailing)
+        if trailing and not self.conn.closing:
+            self.feed(trailing + rest)
+            return False
+        return True
 
     # -- httptools callbacks ---------------------------------------------------
 
@@ -126,9 +156,11 @@ class HttpToolsProtocol(HTTPConnection):
         parser = self.parser
         method = parser.get_method()
         http_version = parser.get_http_version()
-        if self.on_request_head(method, self._url, http_version, self._headers):
-            self._upgrade_head = RequestHead(method, self._url, http_version, self._headers)
-        elif parser.should_upgrade() and self.parsing is not None and self.parsing.more_body:
+        upgrade = parser.should_upgrade()
+        conn = self.conn
+        if conn.on_head(method, self._url, http_version, self._headers, upgrade):
+            self._switching = True
+        elif upgrade and conn.parsing is not None and conn.parsing.more_body:
             framing = b"Transfer-Encoding: chunked"
             for name, value in self._headers:
                 if name == b"content-length":
@@ -136,13 +168,18 @@ class HttpToolsProtocol(HTTPConnection):
             self._skipped_body_head = b"POST / HTTP/1.1\r\n" + framing + b"\r\n\r\n"
 
     def on_body(self, body: bytes) -> None:
-        cycle = self.parsing
-        if cycle is not None:
-            cycle.feed_body(body)
+        self.conn.on_body(body)
 
     def on_message_complete(self) -> None:
-        if self._skipped_body_head is not None:
+        if self._skipped_body_head is not None or self._switching:
             return  # llhttp skipped the body: the replaying parser reads it
-        cycle = self.parsing
-        if cycle is not None:
-            cycle.end_body()
+        self.conn.on_message_end()
+
+
+class HttpToolsProtocol(H1Connection):
+    """`--http httptools`: an HTTP/1.1 connection read by llhttp."""
+
+    reader_class = HttpToolsReader
+
+
+__all__ = ["HttpToolsProtocol", "HttpToolsReader", "RequestHead"]

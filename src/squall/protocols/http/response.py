@@ -11,6 +11,8 @@ import http
 import re
 from collections.abc import Iterable
 
+from squall.protocols.http.h1_request import connection_tokens
+
 # How the response body is delimited on the wire.
 FRAMING_NONE = 0  # 1xx, 204, 304: no body at all
 FRAMING_LENGTH = 1  # the app's Content-Length
@@ -52,7 +54,7 @@ class ResponseHead:
         self.keep_alive = keep_alive
 
 
-def _check_header(name: bytes, value: bytes) -> None:
+def check_header(name: bytes, value: bytes) -> None:
     if name not in _valid_names:
         if not isinstance(name, bytes) or not _TOKEN_RE.fullmatch(name):
             raise RuntimeError(f"Invalid HTTP header name {name!r} in the response.")
@@ -86,7 +88,7 @@ def build_response_head(
     overridden: list[bytes] | None = None
     lines = [status_line, b""]  # b"" is replaced by the default headers below
     for name, value in headers:
-        _check_header(name, value)
+        check_header(name, value)
         lname = name.lower()
         if lname in _FRAMING_OR_DEFAULT:
             if lname == _CONTENT_LENGTH:
@@ -98,7 +100,7 @@ def build_response_head(
                     raise RuntimeError(f"Unsupported Transfer-Encoding {value!r}: only 'chunked' may be set.")
                 app_chunked = True
             elif lname == _CONNECTION:
-                if b"close" in value.lower():
+                if b"close" in connection_tokens(value):
                     app_closes = True
             elif lname in default_header_names:
                 # The app's own Server or Date replaces the default one.

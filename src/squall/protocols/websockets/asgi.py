@@ -132,9 +132,6 @@ class WebSocketProtocol(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
         self.scheme = "ws"
-        # The server sweeps connections idle since long ago; keep-alive is
-        # HTTP's business, so a WebSocket is never idle in that sense.
-        self.idle_since: float | None = None
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.scope: dict[str, Any] = None  # type: ignore[assignment]
 
@@ -236,8 +233,8 @@ class WebSocketProtocol(asyncio.Protocol):
         elif phase is HANDSHAKE:
             self._close_transport()
 
-    def close_idle(self) -> None:
-        """Nothing to do: idle keep-alive connections are HTTP's, not ours."""
+    def check_timeouts(self, now: float) -> None:
+        """Nothing to do: keep-alive pings and the close handshake have timers of their own."""
 
     def abort(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

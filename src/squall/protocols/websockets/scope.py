@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from squall.protocols.http.connection import BadRequest, split_target
+from squall.protocols.http.h1_request import BadRequest, split_target
 from squall.protocols.websockets.handshake import HandshakeError, HandshakeRequest
 
 
