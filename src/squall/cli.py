@@ -88,6 +88,11 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--version", is_flag=True, callback=print_version, expose_value=False, is_eager=True, help="Show the version and exit.")
 @click.option("--app-dir", default="", show_default=True, help="Import APP from this directory; default: the current one.")
 @click.option("--h11-max-incomplete-event-size", type=int, default=None, help="Largest request head accepted, in bytes (both HTTP implementations); default 16 KiB.")
+@click.option("--http2/--no-http2", default=None, help="Serve HTTP/2 (h2c, prior knowledge, ALPN h2); default: when the h2 package is installed.")
+@click.option("--http2-max-concurrent-streams", type=int, default=100, show_default=True, help="HTTP/2 streams a client may have open at once.")
+@click.option("--http2-initial-window-size", type=int, default=256 * 1024, show_default=True, help="HTTP/2 request body bytes buffered per stream before the client must wait.")
+@click.option("--http2-max-frame-size", type=int, default=16384, show_default=True, help="Largest HTTP/2 frame payload accepted, in bytes.")
+@click.option("--http2-max-header-list-size", type=int, default=64 * 1024, show_default=True, help="Largest HTTP/2 request header list accepted, in bytes (RFC 9113 size).")
 @click.option("--factory", is_flag=True, default=False, help="APP is a factory: call it with no arguments to get the app.")
 def main(app: str, **options: Any) -> None:
     """Serve the ASGI app APP, given as "module:attribute" (e.g. main:app)."""

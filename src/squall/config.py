@@ -195,6 +195,11 @@ class Config:
         factory: bool = False,
         h11_max_incomplete_event_size: int | None = None,
         app_dir: str | None = None,
+        http2: bool | None = None,
+        http2_max_concurrent_streams: int = 100,
+        http2_initial_window_size: int = 256 * 1024,
+        http2_max_frame_size: int = 16384,
+        http2_max_header_list_size: int = 64 * 1024,
     ) -> None:
         self.app = app
         self.host = host
@@ -248,6 +253,12 @@ class Config:
         self.h11_max_incomplete_event_size = h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
         self.app_dir = app_dir
         self.env_file = env_file
+        # HTTP/2: None serves it when the h2 package is installed.
+        self.http2 = http2
+        self.http2_max_concurrent_streams = http2_max_concurrent_streams
+        self.http2_initial_window_size = http2_initial_window_size
+        self.http2_max_frame_size = http2_max_frame_size
+        self.http2_max_header_list_size = http2_max_header_list_size
 
         self.loaded = False
         self.ssl: ssl.SSLContext | None = None
@@ -255,8 +266,11 @@ class Config:
         self.proxy_protocol_ssl: ssl.SSLContext | None = None
         self.loaded_app: Any = None
         self.http_protocol_class: type[asyncio.Protocol] | None = None
-        # Set when HTTP/2 is served: the protocol an HTTP/1.1 connection hands over to.
+        # Set when HTTP/2 is served: the protocol an HTTP/1.1 connection
+        # hands over to, its wire layer, and the settings it announces.
         self.h2_protocol_class: type[asyncio.Protocol] | None = None
+        self.h2_wire_class: Any = None
+        self.h2_settings: Any = None
         self.ws_protocol_class: type[asyncio.Protocol] | None = None
         self.lifespan_class: type | None = None
 
@@ -306,6 +320,11 @@ class Config:
             ("--ws-max-size", self.ws_max_size, 1, None),
             ("--ws-max-queue", self.ws_max_queue, 1, None),
             ("--h11-max-incomplete-event-size", self.h11_max_incomplete_event_size, 1, None),
+            ("--http2-max-concurrent-streams", self.http2_max_concurrent_streams, 1, 2**31 - 1),
+            ("--http2-initial-window-size", self.http2_initial_window_size, 1, 2**31 - 1),
+            # RFC 9113 6.5.2: SETTINGS_MAX_FRAME_SIZE lies between these.
+            ("--http2-max-frame-size", self.http2_max_frame_size, 16384, 16777215),
+            ("--http2-max-header-list-size", self.http2_max_header_list_size, 1, None),
         ]
         for option, value, low, high in checks:
             if value is None:
@@ -456,9 +475,36 @@ class Config:
             self.ws_name = "custom"
             self.ws_protocol_class = self.ws
         self.lifespan_class = _load_attr(LIFESPAN[self.lifespan])
+        self._load_http2()
 
         self.loaded_app = self._load_app()
         self.loaded = True
+
+    def _load_http2(self) -> None:
+        """Serve HTTP/2 beside HTTP/1.1 (h2c, the preface, ALPN) when asked or available."""
+        if self.http2 is False:
+            available = False
+        else:
+            available = _module_available("h2")
+            if self.http2 and not available:
+                raise ConfigError("--http2 was asked for, but the h2 package is not installed: pip install 'squall[standard]'")
+        if available:
+            from squall.protocols.http2.connection import H2Connection
+            from squall.protocols.http2.h2_wire import H2LibWire
+            from squall.protocols.http2.wire import H2Settings
+
+            self.h2_protocol_class = H2Connection
+            self.h2_wire_class = H2LibWire
+            self.h2_settings = H2Settings(
+                max_concurrent_streams=self.http2_max_concurrent_streams,
+                initial_window_size=self.http2_initial_window_size,
+                connection_window_size=max(65535, 4 * self.http2_initial_window_size),
+                max_frame_size=self.http2_max_frame_size,
+                max_header_list_size=self.http2_max_header_list_size,
+            )
+        tls = self.ssl or self.proxy_protocol_ssl
+        if tls is not None:
+            tls.set_alpn_protocols(["h2", "http/1.1"] if available else ["http/1.1"])
 
     def _load_app(self) -> Any:
         from squall.middleware.asgi2 import ASGI2Middleware

@@ -53,6 +53,7 @@ class ServerState:
         "tasks",
         "default_headers",
         "default_header_names",
+        "default_header_list",
         "draining",
         "counters",
     )
@@ -64,6 +65,8 @@ class ServerState:
         self.tasks: set[asyncio.Task[None]] = set()
         self.default_headers = b""
         self.default_header_names: frozenset[bytes] = frozenset()
+        # The same headers as (name, value) pairs, for HTTP/2.
+        self.default_header_list: list[tuple[bytes, bytes]] = []
         # Set when the server is going away: every response then closes its
         # connection, so keep-alive clients move on between two requests.
         self.draining = False
@@ -302,6 +305,7 @@ class Server:
             headers.insert(0, (b"date", formatdate(now, usegmt=True).encode()))
         self.server_state.default_headers = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
         self.server_state.default_header_names = frozenset(name for name, _ in headers)
+        self.server_state.default_header_list = headers
 
     def _check_timeouts(self) -> None:
         now = asyncio.get_running_loop().time()

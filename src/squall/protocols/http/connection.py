@@ -210,8 +210,9 @@ class Connection(asyncio.Protocol, StreamHost):
         path = scope["path"]
         if scope["query_string"]:
             path += "?" + scope["query_string"].decode("ascii", "replace")
+        version = scope["http_version"]
         access_logger.info(
-            '%s - "%s %s HTTP/%s" %d', client_text, scope["method"], path, scope["http_version"], stream.status
+            '%s - "%s %s HTTP/%s" %d', client_text, scope["method"], path, "2.0" if version == "2" else version, stream.status
         )
 
     def close_transport(self) -> None:

@@ -1,0 +1,514 @@
+"""An HTTP/2 connection: concurrent streams, each an ASGI request.
+
+The wire layer (`H2Wire`) parses frames and reports requests, body data,
+resets and window updates; this class serves each request as an
+`ASGIStream` — the very class HTTP/1.1 uses — and writes the app's response
+back through the wire, within the peer's flow-control windows.
+
+Per stream (`H2StreamState`, the stream's `wire` slot): the response head
+waits for the first body chunk (so that both leave together); body the
+window cannot take yet waits in `pending` and the stream is `blocked`, so
+the app's next `send` waits for the peer's WINDOW_UPDATE.  Request body is
+acknowledged (WINDOW_UPDATE) only as the app consumes it, so what is
+buffered for a stream never exceeds its window.
+
+Limits against hostile clients:
+- `max_concurrent_streams` streams may be open; one more is refused with
+  RST_STREAM(REFUSED_STREAM) and the others go on;
+- apps still running for streams already closed (the client reset them,
+  or made us reset them) count too: no more than twice the stream limit
+  run at once, whatever the client does (Rapid Reset, MadeYouReset);
+- resets cost tokens from a budget that refills slowly: past it, GOAWAY
+  with ENHANCE_YOUR_CALM;
+- PING and SETTINGS floods are answered by the wire layer; when our writes
+  back up, reading pauses (see `Connection.pause_writing`);
+- a stream whose window stays closed for --timeout-write is reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from squall.protocols.http.connection import Connection
+from squall.protocols.http.h1_request import BadRequest, RequestHead, split_target
+from squall.protocols.http.stream import DONE, START, ASGIStream
+from squall.protocols.http2.request import MalformedRequest, parse_request, response_headers
+from squall.protocols.http2.wire import (
+    CANCEL,
+    ENHANCE_YOUR_CALM,
+    INTERNAL_ERROR,
+    NO_ERROR,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
+    H2Events,
+    H2Settings,
+    WireError,
+)
+
+if TYPE_CHECKING:
+    from squall.config import Config
+    from squall.server import ServerState
+
+logger = logging.getLogger("squall.error")
+
+# The reset budget: tokens a connection starts with, and how many come
+# back each second.  Each reset (the client's, or one its errors caused)
+# takes one; at zero the connection is closed.
+RESET_BUDGET = 200
+RESET_REFILL_PER_SECOND = 20.0
+# Apps that may still run for a connection, in multiples of the stream limit.
+RUNNING_APPS_FACTOR = 2
+
+_HOP_BY_HOP_REQUEST = frozenset((b"connection", b"upgrade", b"http2-settings", b"keep-alive", b"transfer-encoding"))
+
+
+class H2StreamState:
+    """What the connection keeps of one stream."""
+
+    __slots__ = (
+        "headers",
+        "pending",
+        "end",
+        "trailers",
+        "content_length",
+        "client_done",
+        "server_done",
+        "app_done",
+        "blocked_since",
+        "last_data",
+    )
+
+    def __init__(self) -> None:
+        # The response head, held until the first body chunk.
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        # Body the window could not take yet, and whether it ends the stream.
+        self.pending = b""
+        self.end = False
+        # Trailers to send once `pending` is out.
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        # The body length still owed, if the app gave a content-length.
+        self.content_length: int | None = None
+        self.client_done = False
+        self.server_done = False
+        self.app_done = False
+        self.blocked_since = 0.0
+        self.last_data = 0.0
+
+
+class H2Connection(Connection, H2Events):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.settings: H2Settings = config.h2_settings
+        self.wire = config.h2_wire_class(self, self.settings)
+        self.streams: dict[int, ASGIStream] = {}
+        # Set by the HTTP/1.1 connection for an `Upgrade: h2c` request.
+        self.upgrade_request: RequestHead | None = None
+        # Streams not yet closed on our side, and apps still running.
+        self.open_count = 0
+        self.running = 0
+        self.last_stream_id = 0
+        self.going_away = False
+        self.idle_since = 0.0
+        self._reset_tokens = float(RESET_BUDGET)
+        self._reset_checked = 0.0
+        self._flush_scheduled = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        now = self.idle_since = self._reset_checked = self.loop.time()
+        upgrade = self.upgrade_request
+        if upgrade is None:
+            self.wire.initiate()
+        else:
+            settings = next((value for name, value in upgrade.headers if name == b"http2-settings"), b"")
+            try:
+                self.wire.initiate(settings)
+            except Exception as exc:  # a malformed HTTP2-Settings value
+                logger.debug("Invalid HTTP2-Settings in an h2c upgrade: %s", exc)
+                self.close_transport()
+                return
+            self._serve_upgraded(upgrade, now)
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.wire.receive(data)
+        except WireError as exc:
+            logger.debug("HTTP/2 connection error from %s: %s", self.client, exc)
+            self.server_state.count("h2_protocol_error")
+            self._end_all()
+            self.flush()
+            self.close_transport()
+            return
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        for stream in self.streams.values():
+            rec: H2StreamState = stream.wire
+            rec.pending = b""
+
+    def open_streams(self) -> list[ASGIStream]:
+        return list(self.streams.values())
+
+    def may_write(self, stream: ASGIStream) -> bool:
+        return not stream.wire.pending
+
+    # -- writing -----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        data = self.wire.data_to_send()
+        if data:
+            self.write(data)
+
+    def _schedule_flush(self) -> None:
+        # What apps send in one loop iteration leaves in one write.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush, context=self.context)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
+    # -- called by the server ------------------------------------------------------------
+
+    def check_timeouts(self, now: float) -> None:
+        config = self.config
+        if not self.streams and not self.going_away:
+            if now - self.idle_since >= config.timeout_keep_alive:
+                self.wire.goaway(NO_ERROR, self.last_stream_id)
+                self.flush()
+                self.close_transport()
+                return
+        write_timeout = config.timeout_write
+        body_timeout = config.timeout_request_body_idle
+        for stream in list(self.streams.values()):
+            rec: H2StreamState = stream.wire
+            if rec.pending and write_timeout and now - rec.blocked_since >= write_timeout:
+                logger.debug("Resetting an HTTP/2 stream whose window stayed closed for %ss.", write_timeout)
+                self.server_state.count("timeout_write")
+                self._reset(stream, CANCEL)
+            elif stream.waiting and body_timeout and now - rec.last_data >= body_timeout:
+                logger.debug("Resetting an HTTP/2 stream whose request body stalled for %ss.", body_timeout)
+                self.server_state.count("timeout_request_body")
+                self._reset(stream, CANCEL)
+            elif not rec.server_done and self.wire.is_closed(stream.stream_id):
+                # Reset by the wire layer for the client's error: the app hears of it now.
+                stream.disconnect()
+                self._server_done(stream)
+        self.flush()
+        super().check_timeouts(now)
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: GOAWAY, finish the streams in progress, refuse new ones."""
+        if self.going_away:
+            return
+        self.going_away = True
+        self.wire.goaway(NO_ERROR, self.last_stream_id)
+        self.flush()
+        if not self.streams:
+            self.close_transport()
+
+    # -- wire events -----------------------------------------------------------------------
+
+    def on_request(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if self.going_away:
+            self.wire.reset_stream(stream_id, REFUSED_STREAM)
+            return
+        self.last_stream_id = stream_id
+        limit = self.settings.max_concurrent_streams
+        if self.open_count >= limit or self.running >= RUNNING_APPS_FACTOR * limit:
+            self.wire.reset_stream(stream_id, REFUSED_STREAM)
+            self._spend_reset_token()
+            return
+        try:
+            request = parse_request(headers)
+            if request.protocol is not None or request.method == b"CONNECT":
+                raise MalformedRequest("CONNECT is not served.")
+            path, raw_path, query = split_target(request.path, self.root_path)
+        except (MalformedRequest, BadRequest) as exc:
+            logger.debug("Malformed HTTP/2 request on stream %d: %s", stream_id, exc)
+            self.wire.reset_stream(stream_id, PROTOCOL_ERROR)
+            self._spend_reset_token()
+            return
+        method = request.method.decode("ascii", "replace")
+        scope = self.base_scope(method, "2", path, raw_path, query, request.headers)
+        stream = ASGIStream(scope, self, more_body=True, stream_id=stream_id)
+        stream.trailers_allowed = request.te_trailers
+        self._start(stream, self.loop.time())
+
+    def _start(self, stream: ASGIStream, now: float) -> None:
+        rec = H2StreamState()
+        rec.last_data = now
+        stream.wire = rec
+        self.streams[stream.stream_id] = stream
+        self.open_count += 1
+        self.running += 1
+        self.server_state.total_requests += 1
+        self.start_stream(stream, self.choose_app())
+
+    def _serve_upgraded(self, head: RequestHead, now: float) -> None:
+        """Stream 1: the HTTP/1.1 request that asked for h2c, already complete."""
+        self.last_stream_id = 1
+        try:
+            path, raw_path, query = split_target(head.target, self.root_path)
+        except BadRequest:
+            self.wire.reset_stream(1, PROTOCOL_ERROR)
+            return
+        headers = [(name, value) for name, value in head.headers if name not in _HOP_BY_HOP_REQUEST]
+        scope = self.base_scope(head.method.decode("ascii"), "2", path, raw_path, query, headers)
+        stream = ASGIStream(scope, self, more_body=False, stream_id=1)
+        self._start(stream, now)
+        stream.wire.client_done = True
+
+    def on_data(self, stream_id: int, data: bytes, flow_controlled_length: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.disconnected or stream.state is DONE or stream.wire.app_done:
+            self.wire.ack_data(stream_id, flow_controlled_length)  # nobody will read it
+            return
+        padding = flow_controlled_length - len(data)
+        if padding:
+            self.wire.ack_data(stream_id, padding)
+        stream.wire.last_data = self.loop.time()
+        if data:
+            stream.feed_body(data)
+
+    def on_trailers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """Request trailers: ASGI has no message for them; the body simply ends."""
+
+    def on_stream_end(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            stream.wire.client_done = True
+            stream.end_body()
+
+    def on_reset(self, stream_id: int, error_code: int, by_peer: bool) -> None:
+        self._spend_reset_token()
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            rec: H2StreamState = stream.wire
+            rec.client_done = True
+            rec.pending = b""
+            stream.disconnect()
+            self._server_done(stream)
+
+    def on_window_open(self, stream_id: int) -> None:
+        if stream_id:
+            stream = self.streams.get(stream_id)
+            if stream is not None and stream.wire.pending:
+                self._push(stream)
+            return
+        for stream in list(self.streams.values()):
+            if stream.wire.pending:
+                self._push(stream)
+
+    def on_goaway(self, error_code: int, last_stream_id: int) -> None:
+        self.going_away = True
+        if not self.streams:
+            self.close_transport()
+
+    # -- StreamHost: the response on the wire ----------------------------------------------
+
+    def stream_informational(self, stream: ASGIStream, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        rec: H2StreamState = stream.wire
+        if rec.server_done or stream.state is not START:
+            return
+        fields, _ = response_headers(status, headers, [])
+        self.wire.send_headers(stream.stream_id, fields, False)
+        self._schedule_flush()
+
+    def stream_start_response(self, stream: ASGIStream, message: dict[str, Any]) -> None:
+        state = self.server_state
+        try:
+            fields, content_length = response_headers(
+                message["status"], message.get("headers", ()), state.default_header_list, state.default_header_names
+            )
+        except (TypeError, ValueError) as exc:
+            raise RuntimeError(f"Invalid 'http.response.start' message: {exc}") from None
+        rec: H2StreamState = stream.wire
+        rec.headers = fields
+        rec.content_length = None if stream.is_head else content_length
+
+    def stream_send_body(self, stream: ASGIStream, body: bytes, more_body: bool) -> None:
+        rec: H2StreamState = stream.wire
+        if rec.server_done:
+            return
+        if stream.is_head:
+            body = b""
+        remaining = rec.content_length
+        if remaining is not None:
+            remaining -= len(body)
+            if remaining < 0:
+                raise RuntimeError("Response content longer than Content-Length.")
+            if not more_body and remaining:
+                raise RuntimeError("Response content shorter than Content-Length.")
+            rec.content_length = remaining
+        end = not more_body and not stream.trailers
+        headers = rec.headers
+        if headers is not None:
+            rec.headers = None
+            if end and not body:
+                self.wire.send_headers(stream.stream_id, headers, True)
+                self._server_done(stream)
+                self._schedule_flush()
+                return
+            self.wire.send_headers(stream.stream_id, headers, False)
+        if body or end:
+            rec.pending = body
+            rec.end = end
+            self._push(stream)
+        self._schedule_flush()
+
+    def _push(self, stream: ASGIStream) -> None:
+        """Send what the windows allow of the stream's pending body."""
+        rec: H2StreamState = stream.wire
+        data = rec.pending
+        wire = self.wire
+        window = wire.send_window(stream.stream_id)
+        if window >= len(data):
+            rec.pending = b""
+            wire.send_data(stream.stream_id, data, rec.end)
+            if rec.end:
+                self._server_done(stream)
+            elif rec.trailers is not None:
+                self._send_trailers(stream)
+            if stream.blocked and not self.write_paused:
+                stream.unblock()
+        else:
+            if window > 0:
+                wire.send_data(stream.stream_id, data[:window], False)
+                rec.pending = data[window:]
+            if not stream.blocked:
+                rec.blocked_since = self.loop.time()
+                stream.block()
+        self._schedule_flush()
+
+    async def stream_send_file(self, stream: ASGIStream, path: str, more_body: bool) -> None:
+        from squall.protocols.http.sendfile import send_file
+
+        await send_file(self, stream, path, more_body)
+
+    def stream_send_trailers(self, stream: ASGIStream, headers: list[tuple[bytes, bytes]], more: bool) -> None:
+        rec: H2StreamState = stream.wire
+        fields, _ = response_headers(200, headers, [])
+        rec.trailers = (rec.trailers or []) + fields[1:]
+        if more or rec.server_done:
+            return
+        if not stream.trailers_allowed:
+            rec.trailers = []
+        if rec.headers is not None:  # no body was sent at all
+            self.stream_send_body(stream, b"", True)
+        if not rec.pending:
+            self._send_trailers(stream)
+
+    def _send_trailers(self, stream: ASGIStream) -> None:
+        rec: H2StreamState = stream.wire
+        trailers, rec.trailers = rec.trailers or [], None
+        if trailers:
+            self.wire.send_headers(stream.stream_id, trailers, True)
+        else:
+            self.wire.send_data(stream.stream_id, b"", True)
+        self._server_done(stream)
+        self._schedule_flush()
+
+    def stream_complete(self, stream: ASGIStream) -> None:
+        if self.access_log:
+            self.log_access(stream)
+
+    def stream_abort(self, stream: ASGIStream) -> None:
+        if self.access_log:
+            self.log_access(stream)
+        self._reset(stream, INTERNAL_ERROR)
+
+    def stream_error_response(self, stream: ASGIStream, status: int) -> None:
+        rec: H2StreamState = stream.wire
+        if rec.server_done:
+            return
+        body = b"Internal Server Error"
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
+        fields, _ = response_headers(status, headers, self.server_state.default_header_list)
+        rec.content_length = None
+        rec.headers = fields
+        self.stream_send_body(stream, b"" if stream.is_head else body, False)
+        self.stream_complete(stream)
+
+    def stream_body_consumed(self, stream: ASGIStream, size: int) -> None:
+        if not stream.wire.server_done:
+            self.wire.ack_data(stream.stream_id, size)
+            self._schedule_flush()
+
+    def stream_finished(self, stream: ASGIStream) -> None:
+        rec: H2StreamState = stream.wire
+        rec.app_done = True
+        self.running -= 1
+        if stream.buffered:
+            # Body the app never read: hand the window back.
+            self.wire.ack_data(stream.stream_id, stream.buffered)
+            self._schedule_flush()
+        if rec.server_done:
+            self._forget(stream)
+
+    # -- stream ends -----------------------------------------------------------------------
+
+    def _server_done(self, stream: ASGIStream) -> None:
+        """Our half of the stream is closed (END_STREAM sent, or reset)."""
+        rec: H2StreamState = stream.wire
+        if rec.server_done:
+            return
+        rec.server_done = True
+        self.open_count -= 1
+        if not rec.client_done:
+            # RFC 9113 8.1: the response is complete; the client may stop sending.
+            self.wire.reset_stream(stream.stream_id, NO_ERROR)
+            rec.client_done = True
+        if rec.app_done:
+            self._forget(stream)
+
+    def _forget(self, stream: ASGIStream) -> None:
+        self.streams.pop(stream.stream_id, None)
+        if not self.streams:
+            self.idle_since = self.loop.time()
+            if self.going_away:
+                self.flush()
+                self.close_transport()
+
+    def _reset(self, stream: ASGIStream, error_code: int) -> None:
+        rec: H2StreamState = stream.wire
+        if rec.server_done:
+            return
+        rec.pending = b""
+        rec.client_done = True
+        self.wire.reset_stream(stream.stream_id, error_code)
+        stream.disconnect()
+        self._server_done(stream)
+        self._schedule_flush()
+
+    def _end_all(self) -> None:
+        for stream in list(self.streams.values()):
+            stream.disconnect()
+
+    def _spend_reset_token(self) -> None:
+        now = self.loop.time()
+        self._reset_tokens = min(
+            float(RESET_BUDGET), self._reset_tokens + (now - self._reset_checked) * RESET_REFILL_PER_SECOND
+        )
+        self._reset_checked = now
+        self._reset_tokens -= 1
+        if self._reset_tokens < 0 and not self.closing:
+            logger.warning("Closing an HTTP/2 connection from %s: too many streams reset.", self.client)
+            self.server_state.count("h2_reset_flood")
+            self.wire.goaway(ENHANCE_YOUR_CALM, self.last_stream_id)
+            self._end_all()
+            self.flush()
+            self.close_transport()

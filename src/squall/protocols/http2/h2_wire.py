@@ -1,0 +1,135 @@
+"""The HTTP/2 wire layer over the h2 library (the reference implementation).
+
+h2 does framing, HPACK, the stream states and flow control; this adapter
+turns its events into `H2Events` calls and keeps two decisions for the
+connection that h2 would otherwise take itself:
+
+- the concurrent stream limit: h2 answers one stream too many with a
+  connection error, where RFC 9113 5.1.2 allows a stream error; the
+  connection refuses the stream with REFUSED_STREAM and serves the others;
+- resets h2 sends on its own for a peer's stream-level error are reported
+  (`by_peer=False`), so that they count against the reset budget too.
+"""
+
+from __future__ import annotations
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from squall.protocols.http2.wire import H2Events, H2Settings, WireError
+
+
+class _Connection(h2.connection.H2Connection):
+    @property
+    def open_inbound_streams(self) -> int:
+        # The connection enforces the limit, as stream errors; this also
+        # spares h2 counting its open streams on every HEADERS frame.
+        return 0
+
+
+class H2LibWire:
+    def __init__(self, events: H2Events, settings: H2Settings) -> None:
+        self.events = events
+        self.settings = settings
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_inbound_headers=True,
+            normalize_inbound_headers=False,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
+        self.h2 = _Connection(config=config)
+        codes = h2.settings.SettingCodes
+        self.h2.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                codes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
+                codes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
+                codes.MAX_FRAME_SIZE: settings.max_frame_size,
+                codes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
+                codes.ENABLE_CONNECT_PROTOCOL: int(settings.enable_connect_protocol),
+            },
+        )
+        # Made from the defaults before our settings replaced them.
+        self.h2.max_inbound_frame_size = settings.max_frame_size
+        self.h2.decoder.max_header_list_size = settings.max_header_list_size
+
+    def initiate(self, upgrade_settings: bytes | None = None) -> None:
+        if upgrade_settings is None:
+            self.h2.initiate_connection()
+        else:
+            self.h2.initiate_upgrade_connection(upgrade_settings)
+        extra = self.settings.connection_window_size - 65535
+        if extra > 0:
+            self.h2.increment_flow_control_window(extra)
+
+    def receive(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            # h2 has queued the GOAWAY already.
+            raise WireError(str(exc) or type(exc).__name__, int(getattr(exc, "error_code", 1))) from None
+        handler = self.events
+        for event in events:
+            kind = type(event)
+            if kind is h2.events.RequestReceived:
+                handler.on_request(event.stream_id, event.headers)  # type: ignore[attr-defined]
+            elif kind is h2.events.DataReceived:
+                handler.on_data(event.stream_id, event.data, event.flow_controlled_length)  # type: ignore[attr-defined]
+            elif kind is h2.events.StreamEnded:
+                handler.on_stream_end(event.stream_id)  # type: ignore[attr-defined]
+            elif kind is h2.events.TrailersReceived:
+                handler.on_trailers(event.stream_id, event.headers)  # type: ignore[attr-defined]
+            elif kind is h2.events.StreamReset:
+                handler.on_reset(event.stream_id, int(event.error_code), event.remote_reset)  # type: ignore[attr-defined]
+            elif kind is h2.events.WindowUpdated:
+                handler.on_window_open(event.stream_id)  # type: ignore[attr-defined]
+            elif kind is h2.events.RemoteSettingsChanged:
+                handler.on_control_frame()
+                handler.on_window_open(0)
+            elif kind is h2.events.PingReceived or kind is h2.events.SettingsAcknowledged:
+                handler.on_control_frame()
+            elif kind is h2.events.ConnectionTerminated:
+                handler.on_goaway(int(event.error_code), event.last_stream_id or 0)  # type: ignore[attr-defined]
+
+    def data_to_send(self) -> bytes:
+        return self.h2.data_to_send()
+
+    def send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool) -> None:
+        self.h2.send_headers(stream_id, headers, end_stream=end_stream)
+
+    def send_window(self, stream_id: int) -> int:
+        try:
+            return self.h2.local_flow_control_window(stream_id)
+        except h2.exceptions.StreamClosedError:
+            return 0
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        conn = self.h2
+        size = conn.max_outbound_frame_size
+        view = memoryview(data)
+        while len(view) > size:
+            conn.send_data(stream_id, view[:size].tobytes())
+            view = view[size:]
+        conn.send_data(stream_id, view.tobytes() if len(view) != len(data) else data, end_stream=end_stream)
+
+    def ack_data(self, stream_id: int, size: int) -> None:
+        if size:
+            self.h2.acknowledge_received_data(size, stream_id)
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        try:
+            self.h2.reset_stream(stream_id, error_code)
+        except h2.exceptions.StreamClosedError:
+            pass
+
+    def goaway(self, error_code: int, last_stream_id: int) -> None:
+        self.h2.close_connection(error_code, last_stream_id=last_stream_id)
+
+    def is_closed(self, stream_id: int) -> bool:
+        stream = self.h2.streams.get(stream_id)
+        return stream is None or stream.closed
