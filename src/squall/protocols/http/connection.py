@@ -19,7 +19,7 @@ import contextvars
 import logging
 from typing import TYPE_CHECKING, Any
 
-from squall.protocols.http.flow_control import ReadGate
+from squall.protocols.http.flow_control import PAUSE_WRITE, ReadGate
 from squall.protocols.http.stream import ASGIStream, StreamHost
 from squall.protocols.utils import get_local_addr, get_remote_addr, is_ssl, tls_extension
 
@@ -116,13 +116,18 @@ class Connection(asyncio.Protocol, StreamHost):
         return None  # a half-closed HTTP connection is a closed one
 
     def pause_writing(self) -> None:
+        # A peer that does not read what we write must not make us buffer
+        # answers without end (pipelined requests, PING floods): stop
+        # reading until it catches up.
         self.write_paused = True
         self.write_paused_at = self.loop.time()
+        self.read_gate.pause(PAUSE_WRITE)
         for stream in self.open_streams():
             stream.block()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.read_gate.resume(PAUSE_WRITE)
         for stream in self.open_streams():
             if self.may_write(stream):
                 stream.unblock()
