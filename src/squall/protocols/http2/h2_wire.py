@@ -19,7 +19,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from squall.protocols.http2.wire import H2Events, H2Settings, WireError
+from squall.protocols.http2.request import MalformedRequest, parse_request
+from squall.protocols.http2.wire import PROTOCOL_ERROR, H2Events, H2Settings, WireError
 
 
 class _Connection(h2.connection.H2Connection):
@@ -77,7 +78,13 @@ class H2LibWire:
         for event in events:
             kind = type(event)
             if kind is h2.events.RequestReceived:
-                handler.on_request(event.stream_id, event.headers)  # type: ignore[attr-defined]
+                try:
+                    request = parse_request(event.headers)  # type: ignore[attr-defined]
+                except MalformedRequest:
+                    self.reset_stream(event.stream_id, PROTOCOL_ERROR)  # type: ignore[attr-defined]
+                    handler.on_reset(event.stream_id, PROTOCOL_ERROR, False)  # type: ignore[attr-defined]
+                    continue
+                handler.on_request(event.stream_id, request)  # type: ignore[attr-defined]
             elif kind is h2.events.DataReceived:
                 handler.on_data(event.stream_id, event.data, event.flow_controlled_length)  # type: ignore[attr-defined]
             elif kind is h2.events.StreamEnded:
