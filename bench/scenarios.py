@@ -30,7 +30,8 @@ Kind = Literal["http1", "http2", "websocket", "idle"]
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    title: str
+    label: str  # short, for the chart and sentences
+    title: str  # for table headings
     kind: Kind
     count: int  # requests (http1, http2), messages (websocket) or connections (idle)
     servers: tuple[str, ...]
@@ -53,43 +54,43 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
-        Scenario("hello", "Plaintext hello", "http1", 50_000, ALL),
+        Scenario("hello", "hello", "Plaintext hello", "http1", 50_000, ALL),
         Scenario(
-            "json", "JSON built per request (~100 bytes)", "http1", 50_000, ALL,
+            "json", "JSON", "JSON built per request (~100 bytes)", "http1", 50_000, ALL,
             path="/json", body_size=len(app.json_document("GET", "/json")),
         ),
         Scenario(
-            "upload", "POST of 4 KiB, read in full", "http1", 50_000, ALL,
+            "upload", "4 KiB POST", "POST of 4 KiB, read in full", "http1", 50_000, ALL,
             path="/upload", upload=UPLOAD, body_size=len(str(UPLOAD)),
         ),
         Scenario(
-            "stream", "Streaming response, 16 chunks of 1 KiB", "http1", 20_000, ALL,
+            "stream", "streaming", "Streaming response, 16 chunks of 1 KiB", "http1", 20_000, ALL,
             path="/stream", body_size=len(app.STREAM_CHUNK) * app.STREAM_CHUNKS,
         ),
         Scenario(
-            "mib", "1 MiB response", "http1", 2_000, ALL,
+            "mib", "1 MiB response", "1 MiB response", "http1", 2_000, ALL,
             path="/1mib", body_size=len(app.MIB),
         ),
         Scenario(
-            "logged", "Hello, default logging to a file", "http1", 50_000, ALL,
+            "logged", "default logging", "Hello, default logging to a file", "http1", 50_000, ALL,
             quiet=False, compare_to="hello",
         ),
         Scenario(
-            "websocket", "WebSocket echo, 32-byte messages, default --ws", "websocket",
+            "websocket", "WebSocket echo", "WebSocket echo, 32-byte messages, default --ws", "websocket",
             50_000, ALL,
         ),
         Scenario(
-            "workers", "Hello, --workers 2 (all processes)", "http1", 50_000,
+            "workers", "--workers 2", "Hello, --workers 2 (all processes)", "http1", 50_000,
             ("squall", "uvicorn", "granian", "h2corn", "hypercorn"),
             workers=2, compare_to="hello",
         ),
         Scenario(
-            "http2", "HTTP/2 hello, h2c, 8 connections x 16 streams", "http2", 100_000,
+            "http2", "HTTP/2", "HTTP/2 hello, h2c, 8 connections x 16 streams", "http2", 100_000,
             ("squall", "granian", "h2corn", "hypercorn"),
             connections=8, streams=16, compare_to="hello",
         ),
         Scenario(
-            "idle", "Memory per idle keep-alive connection", "idle", 2_000,
+            "idle", "idle connections", "Memory per idle keep-alive connection", "idle", 2_000,
             ("squall", "squall-pure", "uvicorn", "uvicorn-h11"), keep_alive=120,
         ),
     )

@@ -117,7 +117,7 @@ SERVERS: dict[str, ServerSpec] = {
             _uvicorn_like("squall", "httptools", "uvloop"), keep_alive=True,
         ),
         ServerSpec(
-            "squall-pure", "Squall, h11 + asyncio", "squall",
+            "squall-pure", "Squall (h11, asyncio)", "squall",
             _uvicorn_like("squall", "h11", "asyncio"), keep_alive=True,
         ),
         ServerSpec(
@@ -125,7 +125,7 @@ SERVERS: dict[str, ServerSpec] = {
             _uvicorn_like("uvicorn", "httptools", "uvloop"), keep_alive=True,
         ),
         ServerSpec(
-            "uvicorn-h11", "Uvicorn, h11 + asyncio", "uvicorn",
+            "uvicorn-h11", "Uvicorn (h11, asyncio)", "uvicorn",
             _uvicorn_like("uvicorn", "h11", "asyncio"), keep_alive=True,
         ),
         ServerSpec("granian", "Granian", "granian", _granian),
