@@ -2,7 +2,9 @@
 
 Counts are fixed per scenario, the same for every server, so that the CPU
 time per request compares the same work; `--scale` multiplies them all
-(the smoke test in `make test` runs with tiny ones).
+(the smoke test in `make test` runs with tiny ones). They are as large as
+three rounds of everything allow within 15 minutes on two cores, where the
+slowest servers (Hypercorn, the pure-Python stacks) take most of the time.
 
 To add a scenario, add a route to app.py (and the same bytes to
 ceiling.py's RESPONSES if the ceiling can serve it) and a Scenario below.
@@ -54,38 +56,38 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
-        Scenario("hello", "hello", "Plaintext hello", "http1", 50_000, ALL),
+        Scenario("hello", "hello", "Plaintext hello", "http1", 30_000, ALL),
         Scenario(
-            "json", "JSON", "JSON built per request (~100 bytes)", "http1", 50_000, ALL,
+            "json", "JSON", "JSON built per request (~100 bytes)", "http1", 30_000, ALL,
             path="/json", body_size=len(app.json_document("GET", "/json")),
         ),
         Scenario(
-            "upload", "4 KiB POST", "POST of 4 KiB, read in full", "http1", 50_000, ALL,
+            "upload", "4 KiB POST", "POST of 4 KiB, read in full", "http1", 30_000, ALL,
             path="/upload", upload=UPLOAD, body_size=len(str(UPLOAD)),
         ),
         Scenario(
-            "stream", "streaming", "Streaming response, 16 chunks of 1 KiB", "http1", 20_000, ALL,
+            "stream", "streaming", "Streaming response, 16 chunks of 1 KiB", "http1", 10_000, ALL,
             path="/stream", body_size=len(app.STREAM_CHUNK) * app.STREAM_CHUNKS,
         ),
         Scenario(
-            "mib", "1 MiB response", "1 MiB response", "http1", 2_000, ALL,
+            "mib", "1 MiB response", "1 MiB response", "http1", 1_000, ALL,
             path="/1mib", body_size=len(app.MIB),
         ),
         Scenario(
-            "logged", "default logging", "Hello, default logging to a file", "http1", 50_000, ALL,
+            "logged", "default logging", "Hello, default logging to a file", "http1", 30_000, ALL,
             quiet=False, compare_to="hello",
         ),
         Scenario(
             "websocket", "WebSocket echo", "WebSocket echo, 32-byte messages, default --ws", "websocket",
-            50_000, ALL,
+            30_000, ALL,
         ),
         Scenario(
-            "workers", "--workers 2", "Hello, --workers 2 (all processes)", "http1", 50_000,
+            "workers", "--workers 2", "Hello, --workers 2 (all processes)", "http1", 30_000,
             ("squall", "uvicorn", "granian", "h2corn", "hypercorn"),
             workers=2, compare_to="hello",
         ),
         Scenario(
-            "http2", "HTTP/2", "HTTP/2 hello, h2c, 8 connections x 16 streams", "http2", 100_000,
+            "http2", "HTTP/2", "HTTP/2 hello, h2c, 8 connections x 16 streams", "http2", 50_000,
             ("squall", "granian", "h2corn", "hypercorn"),
             connections=8, streams=16, compare_to="hello",
         ),

@@ -14,7 +14,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 SERVERS = ("squall", "uvicorn")
-SCALE = 0.002  # 100 requests where `make bench` sends 50,000
+SCALE = 0.002  # about one request per connection where `make bench` sends 30,000
 
 
 def planned() -> dict[str, dict]:
