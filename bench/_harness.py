@@ -196,9 +196,7 @@ class Server:
     def _answers(self) -> bool:
         try:
             with socket.create_connection((HOST, self.port), timeout=1) as sock:
-                sock.sendall(
-                    b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-                )
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                 return sock.recv(16).startswith(b"HTTP/1.1 ")
         except OSError:
             return False
@@ -230,13 +228,29 @@ class Server:
         self.check_alive()
         return process_tree(self.pid)
 
+    def wait_until_idle(self, timeout: float = 30.0, quiet: float = 0.3) -> None:
+        """Wait until the server's processes stay the same and use (almost)
+        no CPU for `quiet` seconds: with several workers, the first one to
+        answer is not the last one to finish starting, and the others'
+        startup must neither land in the measured run nor change the set
+        of processes measured."""
+        deadline = time.monotonic() + timeout
+        pids = self.processes()
+        used = cpu_seconds(pids)
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now_pids = self.processes()
+            now_used = cpu_seconds(now_pids)
+            if now_pids == pids and now_used - used < 0.02:  # two clock ticks
+                return
+            pids, used = now_pids, now_used
+        raise ServerError(f"{self.name} was still busy {timeout:.0f} s after answering")
+
     def check_alive(self) -> None:
         """A server that died under load must fail the run, not be measured."""
         if self.process is None or self.process.poll() is not None:
             code = None if self.process is None else self.process.returncode
-            raise ServerError(
-                f"{self.name} is not running (exit code {code}):\n{self.output()}"
-            )
+            raise ServerError(f"{self.name} is not running (exit code {code}):\n{self.output()}")
 
 
 class Meter:

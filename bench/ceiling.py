@@ -17,9 +17,8 @@ import base64
 import hashlib
 import signal
 
-import uvloop
-
 import app
+import uvloop
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 

@@ -89,9 +89,7 @@ def h2load(
         check_responses(counts, status, traffic, body_size, http1)
         total = int(counts[1])
         # Columns: start time (µs since the epoch), status, duration (µs).
-        durations = sorted(
-            int(line.split("\t")[2]) / 1e3 for line in log.read_text().splitlines()
-        )
+        durations = sorted(int(line.split("\t")[2]) / 1e3 for line in log.read_text().splitlines())
     if len(durations) != total:
         raise ServerError(f"h2load logged {len(durations)} of {total} requests")
     return Load(
@@ -119,8 +117,7 @@ def check_responses(
     data = int(traffic[1])
     if done < total or errored or timed_out:
         raise ServerError(
-            f"{done} of {total} requests completed "
-            f"({errored} errored, {timed_out} timed out)"
+            f"{done} of {total} requests completed ({errored} errored, {timed_out} timed out)"
         )
     unreadable = http1 and not any(statuses)
     if statuses[0] < total and not unreadable:

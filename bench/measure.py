@@ -56,6 +56,8 @@ def measure(scenario: Scenario, spec: ServerSpec, round_: int, settings: Setting
     count = scenario.scaled(settings.scale)
     try:
         with Server(spec.name, spec.command(launch), port, cpu=settings.server_cpu) as server:
+            if scenario.workers:
+                server.wait_until_idle()
             figures = RUNNERS[scenario.kind](scenario, server, count, settings)
             server.check_alive()
     except ServerError as exc:

@@ -102,7 +102,9 @@ def _table(rows: dict[tuple[str, str], Row], scenario: Scenario) -> list[str]:
             ratios.append(("CPU vs Uvicorn", "cpu_us", ""))
             ratios.append((f"{_unit(scenario)}/s vs Uvicorn", "rate", ""))
     if scenario.compare_to:
-        ratios.append((f"CPU vs own {SCENARIOS[scenario.compare_to].label}", "cpu_us", scenario.compare_to))
+        ratios.append(
+            (f"CPU vs own {SCENARIOS[scenario.compare_to].label}", "cpu_us", scenario.compare_to)
+        )
     titles = ["Server", *(title for title, _, _ in columns), *(title for title, _, _ in ratios)]
     lines = [
         "| " + " | ".join(titles) + " |",
@@ -345,9 +347,7 @@ def write_chart(path: Path, rows: dict[tuple[str, str], Row]) -> None:
     axes.yaxis.set_minor_formatter(ScalarFormatter())
     axes.tick_params(axis="y", which="minor", labelsize=7)
     axes.set_ylabel("server CPU µs per request (log scale)")
-    axes.set_title(
-        "Server CPU time per request (per message for WebSocket): lower is better"
-    )
+    axes.set_title("Server CPU time per request (per message for WebSocket): lower is better")
     axes.grid(axis="y", which="both", alpha=0.3)
     legend = [Patch(color=COLOURS[name], label=SERVERS[name].title) for name in servers]
     legend.append(Line2D([], [], color="black", linewidth=2, label=SERVERS[CEILING].title))

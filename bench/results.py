@@ -78,7 +78,17 @@ def to_reference(rows: dict[tuple[str, str], Row], row: Row, figure: str) -> flo
 
 # --- the machine -------------------------------------------------------------------
 
-VERSIONED = ("squall", "uvicorn", "granian", "h2corn", "hypercorn", "uvloop", "httptools", "h11", "websockets")
+VERSIONED = (
+    "squall",
+    "uvicorn",
+    "granian",
+    "h2corn",
+    "hypercorn",
+    "uvloop",
+    "httptools",
+    "h11",
+    "websockets",
+)
 
 
 def cpu_model() -> str:

@@ -108,9 +108,11 @@ def run(args: argparse.Namespace) -> dict:
         timeout=args.timeout,
     )
     raise_fd_limit()  # this process holds the idle connections
-    print(f"{env['python']} on {env['cpu']}, {env['cpu_count']} CPUs, load average "
-          f"{env['load_average_before']:.1f}; "
-          + (f"servers on CPU {cpus[0]}, load on CPU {cpus[1]}" if cpus else "not pinned"))  # fmt: skip
+    pinning = f"servers on CPU {cpus[0]}, load on CPU {cpus[1]}" if cpus else "not pinned"
+    print(
+        f"{env['python']} on {env['cpu']}, {env['cpu_count']} CPUs, "
+        f"load average {env['load_average_before']:.1f}; {pinning}"
+    )
     started = time.monotonic()
     measurements: list[Measurement] = []
     for round_ in range(1, args.rounds + 1):
@@ -171,9 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             data["note"] = args.note
     else:
         if not shutil.which("h2load"):
-            sys.exit(
-                "error: h2load not found: install nghttp2-client (`make bench` does, as root)"
-            )
+            sys.exit("error: h2load not found: install nghttp2-client (`make bench` does, as root)")
         data = run(args)
         print(f"\nfinished in {data['environment']['elapsed_seconds'] / 60:.1f} min")
     args.output.mkdir(parents=True, exist_ok=True)

@@ -78,8 +78,8 @@ SCENARIOS: dict[str, Scenario] = {
             quiet=False, compare_to="hello",
         ),
         Scenario(
-            "websocket", "WebSocket echo", "WebSocket echo, 32-byte messages, default --ws", "websocket",
-            30_000, ALL,
+            "websocket", "WebSocket echo", "WebSocket echo, 32-byte messages, default --ws",
+            "websocket", 30_000, ALL,
         ),
         Scenario(
             "workers", "--workers 2", "Hello, --workers 2 (all processes)", "http1", 30_000,

@@ -106,9 +106,7 @@ class Run:
         self.in_flight = 0
         self.done: asyncio.Future[None] | None = None
         self.round_trips: list[int] | None = None  # ns; None while warming up
-        self.error: BaseException | None = (
-            None  # the first failure, even between phases
-        )
+        self.error: BaseException | None = None  # the first failure, even between phases
 
     def start_phase(
         self, messages: int, connections: list[EchoClient], record: bool
@@ -190,9 +188,7 @@ class EchoClient(asyncio.Protocol):
         """Start the closing handshake (code 1000); the future resolves when
         the server's close frame has arrived (or the connection is lost)."""
         self.closing = True
-        self.transport.write(
-            client_frame(_OP_CLOSE, (1000).to_bytes(2, "big"), self.run.pong_mask)
-        )
+        self.transport.write(client_frame(_OP_CLOSE, (1000).to_bytes(2, "big"), self.run.pong_mask))
         return self.closed
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -230,9 +226,7 @@ class EchoClient(asyncio.Protocol):
             for opcode, payload in frames:
                 if opcode == _OP_CLOSE:
                     if not self.closing:
-                        raise LoadError(
-                            f"the server closed the connection: {payload!r}"
-                        )
+                        raise LoadError(f"the server closed the connection: {payload!r}")
                     self.closed.set_result(None)
                     self.transport.close()
                 elif opcode == _OP_PING:  # the server's keepalive
@@ -242,9 +236,7 @@ class EchoClient(asyncio.Protocol):
                 elif server_frame(opcode, payload) == run.echo:
                     self._echoed()
                 else:
-                    raise LoadError(
-                        f"unexpected frame: opcode {opcode}, {payload[:60]!r}"
-                    )
+                    raise LoadError(f"unexpected frame: opcode {opcode}, {payload[:60]!r}")
         except LoadError as exc:
             run.fail(exc)
             self.transport.close()
@@ -306,9 +298,7 @@ async def load(options: argparse.Namespace) -> dict:
     finally:
         # A clean closing handshake, so that no server logs an abnormal
         # closure; bounded, since after a failure a server may not answer.
-        closing = [
-            client.close() for client in clients if not client.transport.is_closing()
-        ]
+        closing = [client.close() for client in clients if not client.transport.is_closing()]
         if closing:
             await asyncio.wait(closing, timeout=5)
         for client in clients:
@@ -341,9 +331,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--messages", type=int, required=True)
     parser.add_argument("--warmup", type=int, required=True)
     parser.add_argument("--size", type=int, required=True)
-    parser.add_argument(
-        "--deadline", type=float, required=True, help="limit of the measured run"
-    )
+    parser.add_argument("--deadline", type=float, required=True, help="limit of the measured run")
     parser.add_argument(
         "--stall", type=float, default=30.0, help="limit of connecting and warming up"
     )

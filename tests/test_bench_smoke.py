@@ -35,7 +35,9 @@ def planned() -> dict[str, dict]:
 @pytest.mark.timeout(150)
 def test_every_scenario_gives_figures_for_squall_and_uvicorn(tmp_path: Path) -> None:
     if shutil.which("h2load") is None:
-        pytest.skip("h2load is not installed (Debian package nghttp2-client; `make test-tools` installs it)")
+        pytest.skip(
+            "h2load is not installed (Debian package nghttp2-client; `make test-tools` installs it)"
+        )
     plan = planned()
     result = subprocess.run(
         [
