@@ -171,8 +171,8 @@ def _findings(rows: dict[tuple[str, str], Row]) -> list[str]:
         ]
         if found:
             sentences.append(
-                f"- {SERVERS[ours].title} against {SERVERS[theirs].title} "
-                f"(CPU per request; memory per connection for idle connections): {_list(found)}."
+                f"- {SERVERS[ours].title} against {SERVERS[theirs].title}, CPU per request "
+                f"(memory per connection for idle connections): {_list(found)}."
             )
     found = [
         (s.label, r)
