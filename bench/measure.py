@@ -76,7 +76,10 @@ def _http(scenario: Scenario, server: Server, count: int, settings: Settings) ->
         timeout=settings.timeout,
     )
     url = server.url(scenario.path)
-    h2load(url, requests=max(count // 10, scenario.connections), **options)  # warm-up
+    try:
+        h2load(url, requests=max(count // 10, scenario.connections), **options)
+    except ServerError as exc:
+        raise ServerError(f"warm-up: {exc}") from None
     meter = Meter(server)
     load = h2load(url, requests=count, **options)
     cpu = meter.seconds()

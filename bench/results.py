@@ -7,7 +7,6 @@ import datetime
 import os
 import platform
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from statistics import median
@@ -118,7 +117,7 @@ def _tool_version(command: list[str]) -> str | None:
     return lines[0] if lines else None
 
 
-def environment(pinning: tuple[int, int] | None) -> dict:
+def environment(pinning: tuple[int, int] | None, command: str) -> dict:
     """What the page says about where and with what the figures were taken."""
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -129,6 +128,6 @@ def environment(pinning: tuple[int, int] | None) -> dict:
         "platform": platform.platform(),
         "versions": {name: _version(name) for name in VERSIONED},
         "h2load": _tool_version(["h2load", "--version"]),
-        "command": " ".join(["bench/run.py", *sys.argv[1:]]),
+        "command": command,
         "load_average_before": os.getloadavg()[0],
     }

@@ -80,9 +80,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"run nothing: write the page and chart from a {DATA} written before",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
     if args.rounds < 1 or args.scale <= 0 or args.timeout <= 0:
         parser.error("--rounds, --scale and --timeout must be positive")
     return args
+
+
+def shown_command(argv: list[str]) -> str:
+    """The command line for the page, without the --note (which the page shows)."""
+    shown, skip = ["bench/run.py"], False
+    for arg in argv:
+        if skip or arg.startswith("--note="):
+            skip = False
+        elif arg == "--note":
+            skip = True
+        else:
+            shown.append(arg)
+    return " ".join(shown)
 
 
 def _progress(m: Measurement, round_: int, rounds: int) -> str:
@@ -100,7 +114,7 @@ def _progress(m: Measurement, round_: int, rounds: int) -> str:
 def run(args: argparse.Namespace) -> dict:
     """Measure everything asked; return what --from-json reads back."""
     cpus = pinning_cpus()
-    env = environment(cpus)
+    env = environment(cpus, shown_command(args.argv))
     settings = Settings(
         scale=args.scale,
         server_cpu=cpus[0] if cpus else None,

@@ -90,10 +90,11 @@ def _h2corn(launch: Launch) -> list[str]:
 def _hypercorn(launch: Launch) -> list[str]:
     # Hypercorn has no --app-dir: it imports app.py from its working
     # directory, bench/. Its default worker class is asyncio; it is given
-    # uvloop, as Squall and Uvicorn are, so that the loop is not what differs.
+    # uvloop, as Squall and Uvicorn are, so that the loop is not what differs,
+    # and hypercorn.toml lifts its limit of requests per connection.
     command = [
-        sys.executable, "-m", "hypercorn", "app:app", "--worker-class", "uvloop",
-        "--bind", f"{HOST}:{launch.port}",
+        sys.executable, "-m", "hypercorn", "app:app", "--config", str(BENCH_DIR / "hypercorn.toml"),
+        "--worker-class", "uvloop", "--bind", f"{HOST}:{launch.port}",
     ]  # fmt: skip
     if launch.quiet:
         command += ["--log-level", "warning"]  # its access log is off by default
