@@ -115,7 +115,7 @@ def recv_until(sock: socket.socket, marker: bytes, timeout: float = 5.0) -> byte
 
 
 SQUALL = [sys.executable, "-m", "squall"]
-STARTED_RE = re.compile(r"Squall running on (?:https?://\S+:(\d+)|\S+ on unix socket (\S+))")
+STARTED_RE = re.compile(r"Squall running on (?:https?://\S+:(\d+)|unix socket (\S+))")
 
 
 class LoggedProcess:

@@ -85,7 +85,7 @@ def test_run_with_keyword_options(tmp_path: Path) -> None:
 def test_run_needs_an_import_string_for_workers(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         squall.run(app, workers=2, log_config=None)
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 3
 
 
 def test_config_rejects_bad_values() -> None:
