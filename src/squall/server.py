@@ -96,7 +96,8 @@ class Server:
         runs an event loop of its own at import (`asyncio.run(...)`) works.
         """
         self.config.load()
-        run_in_new_loop(self.serve(sockets=sockets), self.config.get_loop_factory())
+        loop_factory = self.config.get_loop_factory()
+        run_in_new_loop(self.serve(sockets=sockets), loop_factory)
 
     async def serve(self, sockets: Sequence[socket.socket] | None = None) -> None:
         """Serve inside an already running event loop."""
