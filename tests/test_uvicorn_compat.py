@@ -57,6 +57,16 @@ class AppFactory:
 
     async def __call__(self, scope, receive, send):
         await app(scope, receive, send)
+
+
+class PassThrough:
+    """A wrapper that hands its arguments on: an app, not a factory."""
+
+    def __call__(self, *args, **kwargs):
+        return app(*args, **kwargs)
+
+
+passthrough = PassThrough()
 '''
 
 
@@ -135,6 +145,33 @@ def test_a_factory_passed_without_factory_flag_is_called_with_a_warning(app_dir:
         assert response.status_code == 200
         stop(process)
     assert f"WARNING:  '{target}' takes no arguments and is not an ASGI app: calling it as an app factory" in process.output
+
+
+def test_a_wrapper_taking_any_arguments_is_served_as_the_app(app_dir: Path) -> None:
+    # Its __call__ is not a coroutine function: auto would take it for ASGI 2.
+    with SquallProcess("compat:passthrough", "--port", "0", "--interface", "asgi3", cwd=app_dir) as process:
+        port = process.wait_started()
+        assert port is not None
+        assert get(port).startswith("|")
+        stop(process)
+    assert "factory" not in process.output
+
+
+def test_workers_check_the_app_module_without_running_its_package(tmp_path: Path) -> None:
+    package = tmp_path / "project"
+    package.mkdir()
+    (package / "__init__.py").write_text("print('package imported', flush=True)\n")
+    (package / "web.py").write_text(APP)
+    args = ["project.web:app", "--port", "0", "--workers", "2", "--lifespan", "off"]
+    with SquallProcess(*args, cwd=tmp_path) as process:
+        process.wait_for_matches(r"Worker \d+ \[\d+\] is serving", count=2)
+        stop(process)
+    # Once per worker; the supervisor found the module without importing it.
+    assert process.output.count("package imported") == 2, process.output
+    result = run_squall("project.nope:app", "--port", "0", "--workers", "2", cwd=tmp_path)
+    assert result.returncode == 3
+    assert 'Could not import module "project.nope"' in result.stderr
+    assert "Started worker" not in result.stderr
 
 
 def test_a_failing_factory_shows_its_traceback(tmp_path: Path) -> None:

@@ -644,7 +644,9 @@ def _looks_like_factory(app: Any) -> bool:
         signature = inspect.signature(app)
     except (TypeError, ValueError):
         return False
+    # Not `*args`/`**kwargs`: a wrapper that passes its arguments on to an
+    # app looks like that, and must not be called to find out.
     return all(
-        param.default is not param.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+        param.default is not param.empty and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
         for param in signature.parameters.values()
     )

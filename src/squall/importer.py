@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 from types import TracebackType
 from typing import Any
 
@@ -68,11 +69,15 @@ def split_import_string(import_str: str) -> tuple[str, str]:
 def check_module_exists(import_str: str) -> None:
     """Raise ImportFromStringError unless the import string is well formed and its module can be found.
 
-    Does not run the module itself (only its parent packages are imported):
-    for a supervisor that must not import the app, yet should not start N
-    processes to each find out that the name is wrong.
+    For a supervisor, which must not run the app's code, yet should not
+    start N processes that each find out the name is wrong.  The module is
+    looked for without importing it or its packages; only when that finds
+    nothing are its parent packages imported to make sure (a package may
+    extend its `__path__` when imported).
     """
     module_str, _ = split_import_string(import_str)
+    if _find_without_importing(module_str):
+        return
     try:
         found = importlib.util.find_spec(module_str) is not None
     except ModuleNotFoundError as exc:  # a parent package is missing
@@ -85,6 +90,30 @@ def check_module_exists(import_str: str) -> None:
         raise ImportFromStringError(
             f'Could not import module "{module_str}" (is the current directory, or --app-dir, the folder that holds it?)'
         )
+
+
+def _find_without_importing(module_str: str) -> bool:
+    """Whether the import system's finders know `module_str`, walking down its packages' paths."""
+    if module_str in sys.modules:
+        return True
+    path: list[str] | None = None
+    name = ""
+    for part in module_str.split("."):
+        name = f"{name}.{part}" if name else part
+        spec = None
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is not None:
+                try:
+                    spec = find_spec(name, path)
+                except Exception:  # a finder that cannot tell: let the import decide
+                    return False
+                if spec is not None:
+                    break
+        if spec is None:
+            return False
+        path = list(spec.submodule_search_locations or [])
+    return True
 
 
 def _is_the_module(missing: str | None, module_str: str) -> bool:
