@@ -289,3 +289,25 @@ def wait_for_port_of(server: squall.Server) -> None:
     from support import wait_until
 
     wait_until(lambda: server.started, 10, "the server to start")
+
+
+def test_squall_run_delivers_sigterm_to_the_programs_own_handler(tmp_path: Path) -> None:
+    script = tmp_path / "serve.py"
+    script.write_text(textwrap.dedent('''
+        import signal
+        import squall
+
+        heard = []
+        signal.signal(signal.SIGTERM, lambda sig, frame: heard.append(sig))
+
+        async def app(scope, receive, send):
+            pass
+
+        squall.run(app, port=0, lifespan="off")
+        print("the program heard SIGTERM:", heard == [signal.SIGTERM], flush=True)
+    '''))
+    with LoggedProcess([sys.executable, str(script)], cwd=tmp_path) as process:
+        process.wait_for_log(STARTED_RE.pattern)
+        process.signal(signal.SIGTERM)
+        assert process.wait() == 0
+    assert "the program heard SIGTERM: True" in process.output

@@ -139,9 +139,11 @@ def _sigterm_as_keyboard_interrupt() -> Iterator[None]:
     While serving, the server handles SIGTERM itself and then re-delivers
     it here, once shut down; a SIGTERM before that (while the app is being
     imported) just stops.  Either way `run` returns and the process exits
-    0, where the default action would kill it.
+    0, where the default action would kill it.  A program that set a
+    SIGTERM handler of its own keeps it, and hears of the signal.
     """
-    if threading.current_thread() is not threading.main_thread():
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if not in_main_thread or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
 
