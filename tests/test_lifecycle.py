@@ -114,7 +114,7 @@ def test_a_second_ctrl_c_is_one_line_not_an_error(app_dir: Path) -> None:
     output = process.output
     forced = [line for line in output.splitlines() if "Forced exit" in line]
     assert forced == ["WARNING:  Forced exit: open connections, running tasks and the lifespan shutdown are abandoned."]
-    assert output.rstrip().endswith("Finished server process [%d]" % process.proc.pid), output
+    assert output.rstrip().endswith(f"Finished server process [{process.proc.pid}]"), output
     for sign in ("Traceback", "CancelledError", "ERROR"):
         assert sign not in output, output
 

@@ -31,7 +31,7 @@ import logging
 import logging.config
 from collections.abc import Callable, Iterable
 from configparser import RawConfigParser
-from typing import Any, ClassVar
+from typing import Any
 
 import squall.logging as squall_logging
 
@@ -186,28 +186,30 @@ def _kept(name: str, named: set[str]) -> bool:
 def dict_config(config: dict[str, Any], configurator: Callable[[dict[str, Any]], Any] | None = None) -> None:
     """`logging.config.dictConfig(config)`, with Uvicorn's names understood."""
     translated = translate_dict_config(config)
-    (configurator or _AliasAwareDictConfigurator.wrapped)(translated).configure()
+    (configurator or _wrapped_configurator)(translated).configure()
     if not translated.get("incremental"):
         reenable(translated.get("loggers") or ())
+
+
+# The dictConfig implementation in place before ours (normally logging's own).
+_wrapped_configurator: Callable[[dict[str, Any]], Any] = logging.config.DictConfigurator
 
 
 class _AliasAwareDictConfigurator:
     """Installed as `logging.config.dictConfigClass`: any `dictConfig` call in
     the process (the app's own, too) goes through `dict_config`."""
 
-    # The configurator that was in place before (normally logging's own).
-    wrapped: ClassVar[Callable[[dict[str, Any]], Any]] = logging.config.DictConfigurator
-
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
 
     def configure(self) -> None:
-        dict_config(self.config, self.wrapped)
+        dict_config(self.config, _wrapped_configurator)
 
 
 def _hook_dict_config() -> None:
+    global _wrapped_configurator
     current = logging.config.dictConfigClass
     if current is _AliasAwareDictConfigurator:
         return
-    _AliasAwareDictConfigurator.wrapped = current
+    _wrapped_configurator = current
     logging.config.dictConfigClass = _AliasAwareDictConfigurator  # type: ignore[misc, assignment]

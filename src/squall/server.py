@@ -187,13 +187,12 @@ class Server:
         self._refresh_default_headers()
         if config.limit_max_requests is not None:
             self._max_requests = config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
-        protocol_class = config.http_protocol_class
-        assert protocol_class is not None
+        protocol_class: Any = config.http_protocol_class
         if logger.isEnabledFor(TRACE_LOG_LEVEL):
             from squall.protocols.tracing import with_connection_trace
 
             protocol_class = with_connection_trace(protocol_class)
-        protocol_factory = functools.partial(
+        protocol_factory: Any = functools.partial(
             protocol_class,
             config=config,
             server_state=self.server_state,

@@ -17,7 +17,7 @@ from squall.logging import TRACE_LOG_LEVEL
 logger = logging.getLogger("squall.error")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def with_connection_trace(protocol_class: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
     class Traced(protocol_class):  # type: ignore[valid-type, misc]
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
