@@ -12,6 +12,7 @@ import logging
 import re
 import signal
 import socket
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets.sync.client
-from support import SquallProcess, run_squall, running_server, wait_until
+from support import LoggedProcess, SquallProcess, run_squall, running_server, wait_until
 
 from squall.config import LOGGING_CONFIG as CONFIG_LOGGING_CONFIG
 from squall.logging import LOGGING_CONFIG, AccessFormatter, DefaultFormatter
@@ -153,9 +154,7 @@ def test_a_filter_set_before_squall_starts_on_an_imported_uvicorn_still_applies(
 
         squall.run(app, port=0, lifespan="off")
     '''))
-    from support import LoggedProcess
-
-    with LoggedProcess([__import__("sys").executable, str(script)], cwd=tmp_path) as process:
+    with LoggedProcess([sys.executable, str(script)], cwd=tmp_path) as process:
         port = int(process.wait_for_log(r"Squall running on http://127\.0\.0\.1:(\d+)").group(1))
         httpx.get(f"http://127.0.0.1:{port}/health")
         httpx.get(f"http://127.0.0.1:{port}/page")
@@ -336,9 +335,7 @@ def test_log_config_dict_for_squall_run_takes_use_colors_without_changing_it(tmp
         assert LOGGING_CONFIG["formatters"]["default"]["fmt"] == "%(levelprefix)s %(message)s"
         print("dicts unchanged", flush=True)
     '''))
-    from support import LoggedProcess
-
-    with LoggedProcess([__import__("sys").executable, str(script)], cwd=tmp_path) as process:
+    with LoggedProcess([sys.executable, str(script)], cwd=tmp_path) as process:
         process.wait_for_log(r"CUSTOM INFO:     Squall running on http://127\.0\.0\.1:\d+")
         process.signal(signal.SIGTERM)
         assert process.wait() == 0

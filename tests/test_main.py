@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import STARTED_RE, LoggedProcess, SquallProcess, running_server, wait_for_port
+from support import STARTED_RE, LoggedProcess, SquallProcess, running_server, wait_for_port, wait_until
 
 import squall
 
@@ -276,19 +276,13 @@ def test_server_exposes_what_uvicorns_does() -> None:
     assert (server.started, server.should_exit, server.force_exit, server.servers) == (False, False, False, [])
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_for_port_of(server)
-    assert server.started
+    wait_until(lambda: server.started, 10, "the server to start")
     assert len(server.servers) == 1 and server.servers[0].is_serving()
     server.should_exit = True
     thread.join(10)
     assert not server.servers[0].is_serving()
     assert not server.force_exit
 
-
-def wait_for_port_of(server: squall.Server) -> None:
-    from support import wait_until
-
-    wait_until(lambda: server.started, 10, "the server to start")
 
 
 def test_squall_run_delivers_sigterm_to_the_programs_own_handler(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import logging
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -19,7 +20,7 @@ import httpx
 import pytest
 import trustme
 import websockets.sync.client
-from support import SquallProcess, run_squall, running_server
+from support import LoggedProcess, SquallProcess, run_squall, running_server
 
 import squall
 from squall.config import HTTP2_UNAVAILABLE, ConfigError
@@ -299,8 +300,6 @@ def test_reset_contextvars_from_python(app_dir: Path) -> None:
 
         squall.run(app, port=0, reset_contextvars=True)
     '''))
-    from support import LoggedProcess
-
     with LoggedProcess([sys.executable, str(script)], cwd=app_dir) as process:
         port = int(process.wait_for_log(r"Squall running on http://127\.0\.0\.1:(\d+)").group(1))
         assert get(port).split("|")[1] == "default"
@@ -414,16 +413,12 @@ SERVERS = {"squall": [sys.executable, "-m", "squall"], "uvicorn": [sys.executabl
     ids=["no-module", "no-attribute", "malformed", "env-file", "log-config", "reload-dir", "bad-int", "bad-option", "no-app"],
 )
 def test_exit_status_matches_uvicorn(app_dir: Path, server: str, args: list[str], status: int) -> None:
-    import subprocess
-
     result = subprocess.run([*SERVERS[server], "--port", "0", *args], cwd=app_dir, capture_output=True, text=True, timeout=30)
     assert result.returncode == status, result.stderr
 
 
 @pytest.mark.parametrize("server", list(SERVERS))
 def test_port_in_use_exits_3_like_uvicorn(app_dir: Path, server: str) -> None:
-    import subprocess
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
