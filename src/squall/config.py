@@ -191,8 +191,10 @@ def _split_header(value: str | tuple[str, str] | Sequence[str]) -> tuple[str, st
         if not sep or not name.strip():
             raise ConfigError(f"--header {value!r} is not of the form Name:Value")
         return name.strip(), val.strip()
-    name, val = value  # Uvicorn's command line passes ["Name", "Value"] lists
-    return name, val
+    # (name, value) pairs; Uvicorn's command line passes ["Name", "Value"] lists.
+    if len(value) != 2 or not all(isinstance(part, str) for part in value):
+        raise ConfigError(f"headers entry {value!r} is not a (name, value) pair")
+    return value[0], value[1]
 
 
 class Config:
