@@ -267,8 +267,9 @@ def vm_rss(pid: int) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmRSS is read from /proc (Linux only)")
-def test_ping_flood_keeps_the_server_rss_bounded(ws_impl: str, http_impl: str) -> None:
-    args = ["ws_helpers:echo", "--app-dir", str(HERE), "--port", "0", "--ws", ws_impl, "--http", http_impl]
+def test_ping_flood_keeps_the_server_rss_bounded(ws_impl: str) -> None:
+    """The same as a whole process sees it (default --http and --loop: the in-process tests cover each)."""
+    args = ["ws_helpers:echo", "--app-dir", str(HERE), "--port", "0", "--ws", ws_impl]
     with SquallProcess(*args, "--lifespan", "off", "--no-access-log") as process:
         port = process.wait_started()
         assert port is not None
