@@ -101,15 +101,25 @@ def flood(sock: socket.socket, unit: bytes, limit: int = FLOOD, deadline: float 
 
 
 def settled_write_buffer(transport: Any) -> int:
-    """The server's write buffer once it has stopped reading, or as soon as it holds more than it may."""
+    """The server's write buffer once it has stopped reading for good, or as soon as it holds more than it may.
+
+    For good: neither reading nor writing for STALL seconds.  Reading also
+    pauses for a moment each time the app's queue fills up.
+    """
+    still: list[tuple[float, int]] = []  # (since when, buffer size) while reading is paused
 
     def settled() -> tuple[int] | None:
         size = transport.get_write_buffer_size()
-        if size > HELD_BOUND or not transport.is_reading():
+        if size > HELD_BOUND:
             return (size,)
-        return None
+        if transport.is_reading() or (still and still[0][1] != size):
+            still.clear()
+            return None
+        if not still:
+            still.append((time.monotonic(), size))
+        return (size,) if time.monotonic() - still[0][0] >= STALL else None
 
-    return wait_until(settled, 2 * TIMEOUT, "the server to stop reading (or to buffer too much)")[0]
+    return wait_until(settled, 4 * TIMEOUT, "the server to stop reading (or to buffer too much)")[0]
 
 
 def read_until_while_sending(sock: socket.socket, marker: bytes, data: bytes) -> bytes:
@@ -192,8 +202,9 @@ def test_handshake_behind_an_unread_response_is_bounded(ws_serve: Any) -> None:
 
     request = b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" + handshake_request("/ws")
     with ws_serve(app) as server, non_reading_client(server.port, request) as sock:
-        (connection,) = wait_until(lambda: ws_connections(server), what="the upgrade")
         sent, rest = flood(sock, PING)
+        # The HTTP connection or, once upgraded, the WebSocket: the same transport.
+        (connection,) = wait_until(lambda: list(server.server.server_state.connections))
         buffered = settled_write_buffer(connection.transport)
         assert buffered <= len(body) + HELD_BOUND, f"{buffered} bytes buffered after {sent} bytes of pings"
         received = read_until_while_sending(sock, DONE_ECHO, rest + DONE)
