@@ -82,20 +82,29 @@ def running_server(app: Any, **options: Any) -> Iterator[RunningServer]:
         yield RunningServer(server, thread)
     finally:
         server.should_exit = True
-        thread.join(START_TIMEOUT + (config.timeout_graceful_shutdown or 10))
+        stop_timeout = START_TIMEOUT + (config.timeout_graceful_shutdown or 10)
+        thread.join(stop_timeout)
         if errors:
             raise errors[0]
+        if thread.is_alive():
+            raise AssertionError(f"the server did not stop within {stop_timeout}s of should_exit")
 
 
 def recv_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
-    """Read until the server closes the connection."""
+    """Read until the server closes the connection.
+
+    A reset instead of an orderly close is an error: the server dropped the
+    connection, or closed it with data of ours unread, and a response it
+    sent may be lost with it.
+    """
     sock.settimeout(timeout)
     chunks = []
     while True:
         try:
             data = sock.recv(65536)
-        except ConnectionResetError:
-            break
+        except ConnectionResetError as exc:
+            received = b"".join(chunks)
+            raise AssertionError(f"the connection was reset after {len(received)} bytes: {received[:200]!r}") from exc
         if not data:
             break
         chunks.append(data)

@@ -206,12 +206,14 @@ def test_second_sigint_forces_exit(tmp_path: Path) -> None:
         async def app(scope, receive, send):
             if scope["type"] != "http":
                 return
+            print("request started", flush=True)
             await asyncio.sleep(60)
     '''))
     with SquallProcess("slow:app", "--port", "0", "--lifespan", "off", cwd=tmp_path) as squall:
         port = squall.wait_started()
         client = socket.create_connection(("127.0.0.1", port))
         client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        squall.wait_for_log("request started")  # a busy connection: the first SIGINT has to wait for it
         squall.signal(signal.SIGINT)
         squall.wait_for_log("Waiting for connections to close")
         squall.signal(signal.SIGINT)

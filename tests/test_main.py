@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import signal
 import socket
-import subprocess
 import sys
 import textwrap
 import threading
@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import STARTED_RE, LoggedProcess, SquallProcess, running_server, wait_for_port, wait_until
+from support import START_TIMEOUT, STARTED_RE, LoggedProcess, SquallProcess, running_server, wait_until
 
 import squall
 
@@ -28,8 +28,15 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def test_public_names() -> None:
-    assert squall.Config and squall.Server and squall.run
-    assert isinstance(squall.__version__, str)
+    import squall.config
+    import squall.main
+    import squall.server
+
+    assert sorted(squall.__all__) == ["Config", "Server", "__version__", "run"]
+    assert squall.Config is squall.config.Config
+    assert squall.Server is squall.server.Server
+    assert squall.run is squall.main.run
+    assert re.fullmatch(r"\d+\.\d+\.\d+(?:[.-]?\w+)*", squall.__version__), squall.__version__
 
 
 def test_serve_inside_an_existing_event_loop() -> None:
@@ -39,17 +46,30 @@ def test_serve_inside_an_existing_event_loop() -> None:
 
     async def main() -> None:
         serving = asyncio.create_task(server.serve())
+        deadline = asyncio.get_running_loop().time() + START_TIMEOUT
         while not server.started:
+            assert not serving.done(), "serve() returned before it started listening"
+            assert asyncio.get_running_loop().time() < deadline, "the server did not start listening in time"
             await asyncio.sleep(0.01)
         async with httpx.AsyncClient() as client:
-            results["text"] = (await client.get(f"http://127.0.0.1:{server.port}/")).text
+            results["text"] = (await client.get(f"http://127.0.0.1:{server.port}/", timeout=5.0)).text
         server.should_exit = True
-        await serving
+        await asyncio.wait_for(serving, START_TIMEOUT)
+        results["stopped"] = True
 
-    thread = threading.Thread(target=asyncio.run, args=(main(),))
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # surfaced in the test, not lost in the thread
+            results["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    thread.join(10)
-    assert results["text"] == "api"
+    thread.join(2 * START_TIMEOUT + 5)
+    assert not thread.is_alive(), "the event loop running serve() did not finish"
+    if "error" in results:
+        raise results["error"]
+    assert results == {"text": "api", "stopped": True}
 
 
 def test_run_with_keyword_options(tmp_path: Path) -> None:
@@ -65,29 +85,20 @@ def test_run_with_keyword_options(tmp_path: Path) -> None:
 
         squall.run(app, host="127.0.0.1", port=0, root_path="/kw", log_level="info", http="h11", loop="asyncio")
     '''))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert proc.stdout is not None
-        port = None
-        for line in proc.stdout:
-            match = STARTED_RE.search(line)
-            if match:
-                port = int(match.group(1))
-                break
-        assert port is not None
-        wait_for_port(port)
-        assert httpx.get(f"http://127.0.0.1:{port}/").text == "/kw"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    with LoggedProcess([sys.executable, str(script)]) as proc:
+        port = int(proc.wait_for_log(STARTED_RE.pattern).group(1))
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5.0).text == "/kw"
+        proc.signal(signal.SIGTERM)
+        assert proc.wait() == 0
 
 
-def test_run_needs_an_import_string_for_workers(capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_needs_an_import_string_for_workers(caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_info:
         squall.run(app, workers=2, log_config=None)
     assert exit_info.value.code == 3
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        'To use --reload or --workers, pass the app as an import string, like squall.run("main:app", ...).'
+    ]
 
 
 def test_config_rejects_bad_values() -> None:

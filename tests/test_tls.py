@@ -182,9 +182,6 @@ def test_encrypted_key_with_password(
 
 
 def test_wss_scheme_and_tls_extension(serve: Any, ca: trustme.CA, tls_files: dict[str, str]) -> None:
-    pytest.importorskip(
-        "squall.protocols.websockets.websockets_impl", reason="Squall's WebSocket implementation is not there yet"
-    )
     from websockets.sync.client import connect
 
     with serve(ScopeApp(), ws="websockets", ssl_certfile=tls_files["cert"], ssl_keyfile=tls_files["key"]) as server:

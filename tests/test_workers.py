@@ -6,7 +6,6 @@ Gunicorn's settings become Squall's.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
@@ -18,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+import trustme
 from gunicorn.config import Config as GunicornConfig
 from gunicorn.glogging import Logger
 from support import LoggedProcess
+from websockets.sync.client import connect
 from supervisors.supervised import NO_BYTECODE, Load, is_running, parse_answer, wait_until
 
 from squall.config import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
@@ -100,10 +100,6 @@ def test_squall_worker_serves_http(tmp_path: Path) -> None:
 
 
 def test_squall_worker_serves_websocket(tmp_path: Path) -> None:
-    if importlib.util.find_spec("squall.protocols.websockets.websockets_impl") is None:
-        pytest.skip("squall.protocols.websockets.websockets_impl cannot be imported yet")
-    from websockets.sync.client import connect
-
     with gunicorn_serving(tmp_path, "--worker-class", "squall.workers.SquallWorker", workers=1) as (server, port):
         with connect(f"ws://127.0.0.1:{port}/", open_timeout=5.0) as websocket:
             websocket.send("hello")
@@ -115,6 +111,7 @@ def test_squall_worker_serves_websocket(tmp_path: Path) -> None:
 def test_sighup_to_gunicorn_reloads_the_app_without_a_failed_request(tmp_path: Path) -> None:
     with gunicorn_serving(tmp_path, "--worker-class", "squall.workers.SquallWorker") as (server, port):
         old = {int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", server.output)}
+        assert len(old) == 2, server.output
         with Load(f"http://127.0.0.1:{port}/", requests=600, threads=6, pace=0.03) as load:
             wait_until(lambda: load.answered() >= 60, what="the load to get going")
             (tmp_path / "gapp.py").write_text(GUNICORN_APP % "2")
@@ -147,6 +144,8 @@ def test_gunicorn_reload_option_restarts_the_worker_on_a_change(tmp_path: Path) 
 def test_workers_do_not_outlive_a_killed_arbiter(tmp_path: Path) -> None:
     with gunicorn_serving(tmp_path, "-k", "squall.workers.SquallWorker") as (server, _):
         workers = [int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", server.output)]
+        assert len(workers) == 2, server.output
+        assert all(is_running(pid) for pid in workers)
         server.proc.kill()
         server.proc.wait(START_TIMEOUT)
         for pid in workers:
@@ -161,7 +160,6 @@ def test_squall_h11_worker_serves(tmp_path: Path) -> None:
 
 
 def test_squall_worker_serves_tls_from_gunicorn_settings(tmp_path: Path) -> None:
-    trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))

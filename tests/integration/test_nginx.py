@@ -173,9 +173,6 @@ def test_forged_headers_are_not_believed(serve: Any, nginx_binary: str, workdir:
 
 
 def test_websocket_through_nginx(serve: Any, nginx_binary: str, workdir: Path) -> None:
-    pytest.importorskip(
-        "squall.protocols.websockets.websockets_impl", reason="Squall's WebSocket implementation is not there yet"
-    )
     from websockets.sync.client import connect
 
     unix_socket = str(workdir / "squall.sock")

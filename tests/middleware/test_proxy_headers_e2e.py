@@ -107,9 +107,6 @@ def test_each_request_is_judged_alone(serve: Any) -> None:
 
 
 def test_websocket_scheme_is_wss(serve: Any) -> None:
-    pytest.importorskip(
-        "squall.protocols.websockets.websockets_impl", reason="Squall's WebSocket implementation is not there yet"
-    )
     from websockets.sync.client import connect
 
     with serve(scope_app, ws="websockets") as server:

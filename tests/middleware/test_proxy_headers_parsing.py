@@ -4,36 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import importlib
-import importlib.util
 import random
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-
-def _load_module() -> Any:
-    # Prefer the real package; fall back to loading the file directly so these
-    # parser tests do not depend on the rest of the server being importable.
-    try:
-        return importlib.import_module("squall.middleware.proxy_headers")
-    except Exception:
-        path = Path(__file__).resolve().parents[2] / "src" / "squall" / "middleware" / "proxy_headers.py"
-        spec = importlib.util.spec_from_file_location("_squall_proxy_headers_under_test", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
-
-proxy_headers = _load_module()
-TrustedHosts = proxy_headers.TrustedHosts
-ProxyHeadersMiddleware = proxy_headers.ProxyHeadersMiddleware
-client_from_x_forwarded_for = proxy_headers.client_from_x_forwarded_for
-parse_forwarded = proxy_headers.parse_forwarded
+from squall.middleware.proxy_headers import (
+    ProxyHeadersMiddleware,
+    TrustedHosts,
+    client_from_x_forwarded_for,
+    parse_forwarded,
+)
 
 
 # --- TrustedHosts ---------------------------------------------------------------

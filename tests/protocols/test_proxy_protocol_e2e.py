@@ -218,9 +218,6 @@ def test_forwarded_headers_are_trusted_by_the_proxy_source(serve: Any) -> None:
 
 
 def test_websocket_keeps_the_proxy_source(serve: Any) -> None:
-    pytest.importorskip(
-        "squall.protocols.websockets.websockets_impl", reason="Squall's WebSocket implementation is not there yet"
-    )
     from websockets.sync.client import connect
 
     with serve(scope_app, proxy_protocol=True, ws="websockets") as server:

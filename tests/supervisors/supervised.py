@@ -158,3 +158,5 @@ class Load:
     def __exit__(self, *exc: object) -> None:
         for thread in self._threads:
             thread.join(60)
+        # A result read while requests are still being made would be missing some.
+        assert not any(thread.is_alive() for thread in self._threads), "the load did not finish within 60 s"

@@ -50,6 +50,7 @@ def start_workers(tmp_path: Path) -> StartWorkers:
             assert port is not None
             wait_until(lambda: len(re.findall(SERVING, process.output)) >= count, what=f"{count} workers to serve")
             pids = {int(slot): int(pid) for slot, pid in re.findall(SERVING, process.output)}
+            assert sorted(pids) == list(range(1, count + 1)), process.output
             yield process, port, pids
 
     return start
@@ -85,6 +86,7 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_all(start_workers: StartW
 
 def test_workers_do_not_outlive_a_killed_supervisor(start_workers: StartWorkers) -> None:
     with start_workers() as (process, _, pids):
+        assert all(is_running(pid) for pid in pids.values())
         process.proc.kill()
         process.wait()
         for pid in pids.values():

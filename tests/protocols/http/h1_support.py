@@ -94,8 +94,9 @@ class RawClient:
         self.sock.settimeout(remaining)
         try:
             data = self.sock.recv(262144)
-        except ConnectionResetError:
-            data = b""
+        except ConnectionResetError as exc:
+            # A reset is no end of stream: what the server sent may be lost with it.
+            raise AssertionError(f"the server reset the connection; read so far: {self.buffer[:300]!r}") from exc
         except socket.timeout:
             raise TimeoutError("no data from the server in time") from None
         if not data:

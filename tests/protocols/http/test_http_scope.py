@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from h1_support import RawClient, Recorder, get_request, respond
+import pytest
+from h1_support import RawClient, Recorder, get_request, respond, wait_until
 
 
 def scope_recorder() -> tuple[Recorder, Any]:
@@ -38,8 +38,7 @@ def test_the_full_http_scope(serve: Any) -> None:
 
     first, second = scopes.snapshot()
     assert first["type"] == "http"
-    assert first["asgi"]["version"] == "3.0"
-    assert re.fullmatch(r"2\.\d+", first["asgi"]["spec_version"])
+    assert first["asgi"] == {"version": "3.0", "spec_version": "2.4"}
     assert first["http_version"] == "1.1"
     assert first["server"] == ("127.0.0.1", server_port)
     assert first["client"] == (client_addr[0], client_addr[1])
@@ -64,6 +63,30 @@ def test_the_full_http_scope(serve: Any) -> None:
     assert [name for name, _ in second["headers"]] == [b"host"]
     assert second["path"] == "/plain" and second["raw_path"] == b"/plain"
     assert second["query_string"] == b""
+
+
+def test_send_after_the_client_left_raises_oserror_as_spec_version_2_4_says(serve: Any) -> None:
+    outcome = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"too late"})
+        except OSError as exc:
+            outcome.add(exc)
+        else:
+            outcome.add("sent without an error")
+
+    with serve(app) as server:
+        with server.connect() as sock:
+            sock.sendall(get_request("/"))
+            wait_until(lambda: server.server.server_state.tasks, what="the app to start")
+        (result,) = wait_until(outcome.snapshot, what="the app to send after the disconnect")
+    assert isinstance(result, OSError), result
 
 
 def test_absolute_form_target(serve: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import websockets.exceptions
 from websockets.sync.client import connect
+from support import recv_until
 from ws_helpers import Recorder, WsprotoClient, client_frame, echo_app, wait_until
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.frame_protocol import CloseReason
@@ -305,9 +306,9 @@ def test_connection_is_tracked_by_the_server(ws_serve: Any) -> None:
         wait_until(lambda: not state.connections and not state.tasks, what="the connection and its task to end")
 
 
-@pytest.mark.parametrize("late", ["too-big", "bad-utf8", "plain"])
+@pytest.mark.parametrize("late", ["too-big", "bad-utf8", "plain", "ping"])
 def test_data_after_our_close_frame_is_ignored_safely(ws_serve: Any, caplog: pytest.LogCaptureFixture, late: str) -> None:
-    """What the peer sends between our close frame and its own is dropped; bad data fails at once."""
+    """What the peer sends between our close frame and its own is dropped (pings are still answered); bad data fails at once."""
     recorder = Recorder()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -322,6 +323,11 @@ def test_data_after_our_close_frame_is_ignored_safely(ws_serve: Any, caplog: pyt
             client.sock.sendall(client_frame(b"x" * 2000))
         elif late == "bad-utf8":
             client.sock.sendall(b"\x81\x82\x00\x00\x00\x00\xc3\x28")  # a masked text frame of invalid UTF-8
+        elif late == "ping":  # RFC 6455 5.5.2: answered until the peer's close frame, even after ours
+            client.sock.sendall(b"\x89\x84\x00\x00\x00\x00ping")  # masked with a zero key
+            # Read raw: a wsproto client ignores what arrives after the peer's close frame.
+            assert b"\x8a\x04ping" in recv_until(client.sock, b"\x8a\x04ping")
+            client.send(CloseConnection(code=1000))
         else:  # harmless: the server goes on waiting for the close frame
             client.sock.sendall(client_frame("late"))
             client.send(CloseConnection(code=1000))

@@ -10,6 +10,8 @@ from websockets.sync.client import connect
 from ws_helpers import Recorder, WsprotoClient, echo_app, wait_until, ws_connections
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
+from squall.protocols.websockets.read_pauses import QUEUE_FULL
+
 LOOP_IMPLS = ["asyncio", "uvloop"]
 
 
@@ -80,13 +82,13 @@ def test_reading_pauses_at_max_queue(ws_serve: Any) -> None:
             client.send_text(f"{i} {padding}")
         client.send_text("last")
         (connection,) = wait_until(lambda: ws_connections(server))
-        wait_until(lambda: connection._flow.read_paused, what="reading to pause")
+        wait_until(lambda: connection._reading.reasons == QUEUE_FULL, what="reading to pause for the queue")
         # At least the queue's worth, plus at most what the last read held.
         assert 4 <= len(connection._queue) < 150
         loop, event = wait_until(lambda: release)[0]
         loop.call_soon_threadsafe(event.set)
         assert client.receive_message() == "201"
-        assert not connection._flow.read_paused
+        assert connection._reading.reasons == 0
         client.close()
     assert recorder.get() == 201
 

@@ -125,8 +125,9 @@ class WsprotoClient:
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(65536)
-        except ConnectionResetError:
-            data = b""
+        except ConnectionResetError as exc:
+            # The server closes TCP after the close handshake (RFC 6455 7.1.1); a reset is no close.
+            raise AssertionError("the server reset the connection instead of closing it") from exc
         if not data:
             self.closed_by_server = True
             self.ws.receive_data(None)

@@ -48,6 +48,7 @@ from squall.protocols.websockets.handshake import (
     plain_response,
 )
 from squall.protocols.websockets.keepalive import Keepalive
+from squall.protocols.websockets.read_pauses import EARLY_DATA, QUEUE_FULL, WRITE_BUFFER_FULL, ReadPauses
 from squall.protocols.websockets.scope import websocket_scope
 
 if TYPE_CHECKING:
@@ -81,11 +82,31 @@ MAX_CLOSE_REASON = 123
 
 CLOSE_NO_STATUS = 1005  # reported when the peer's close frame has no code
 CLOSE_ABNORMAL = 1006  # reported when the connection ends without a close frame
+CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_SERVICE_RESTART = 1012
 
+# A fragmented message is held as one piece per frame, each costing up to 64
+# bytes besides its payload, and empty frames add nothing to the size that
+# --ws-max-size counts: so a message may also have only one frame per
+# BYTES_PER_FRAME bytes of that limit (and at least MIN_FRAME_LIMIT frames),
+# which keeps what it holds under about twice the limit.  A message whose
+# frames carry 64 bytes on average is never refused for its frames.
+BYTES_PER_FRAME = 64
+MIN_FRAME_LIMIT = 64
+
 _CONNECT = {"type": "websocket.connect"}
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+def max_frames_per_message(max_size: int | None) -> int | None:
+    """The most frames an incoming message may have under --ws-max-size (None: no limit)."""
+    return None if max_size is None else max(max_size // BYTES_PER_FRAME, MIN_FRAME_LIMIT)
+
+
+def too_many_frames_reason(max_frames: int) -> str:
+    """The close reason for a message refused (1009) for its number of frames."""
+    return f"message in more than {max_frames} frames"
 
 
 class ClientDisconnected(OSError):
@@ -123,6 +144,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._logged_open = False
         # None (from Python, not the CLI) means no limit.
         self.max_size: int | None = config.ws_max_size
+        self.max_frames = max_frames_per_message(self.max_size)
         self.per_message_deflate = config.ws_per_message_deflate
         self._max_queue: int = config.ws_max_queue or sys.maxsize
         # Reading resumes once the app has caught up this far, not at the first
@@ -145,6 +167,7 @@ class WebSocketProtocol(asyncio.Protocol):
         # Bytes that arrived after the head but before the app accepted.
         self._early_data = bytearray()
         self._flow: FlowControl = None  # type: ignore[assignment]
+        self._reading: ReadPauses = None  # type: ignore[assignment]
         self._queue: deque[dict[str, Any]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         # The websocket.disconnect message, once the connection has ended for the app.
@@ -179,6 +202,12 @@ class WebSocketProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self._flow = FlowControl(self.transport)
+        self._reading = ReadPauses(self.transport)
+        if _write_buffer_full(self.transport):
+            # Upgraded behind a response the peer has not read: the transport
+            # paused writing before we were its protocol, and will only tell
+            # us when it resumes.
+            self.pause_writing()
         self.server = get_local_addr(transport)
         if self.client is None:
             self.client = get_remote_addr(transport)
@@ -214,16 +243,20 @@ class WebSocketProtocol(asyncio.Protocol):
             # an eager one sent, but not without bound.
             self._early_data += data
             if len(self._early_data) > HIGH_WATER_LIMIT:
-                self._flow.pause_reading()
+                self._reading.pause(EARLY_DATA)
 
     def eof_received(self) -> bool | None:
         return None  # a half-closed WebSocket is a closed one: let the transport close
 
     def pause_writing(self) -> None:
+        # The app's send() waits, and so does reading: what the peer sends
+        # may need answers (pongs) that would pile up unread.
         self._flow.pause_writing()
+        self._reading.pause(WRITE_BUFFER_FULL)
 
     def resume_writing(self) -> None:
         self._flow.resume_writing()
+        self._reading.resume(WRITE_BUFFER_FULL)
 
     # -- called by the server ------------------------------------------------------
 
@@ -358,8 +391,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 waiter = self._waiter = self.loop.create_future()
             await waiter
         message = queue.popleft()
-        if self._flow.read_paused and len(queue) <= self._resume_at and self._phase is OPEN:
-            self._flow.resume_reading()
+        if self._reading.reasons & QUEUE_FULL and len(queue) <= self._resume_at:
+            self._reading.resume(QUEUE_FULL)
         return message
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -442,7 +475,7 @@ class WebSocketProtocol(asyncio.Protocol):
             )
             self._keepalive.start()
         early, self._early_data = self._early_data, bytearray()
-        self._flow.resume_reading()
+        self._reading.resume(EARLY_DATA)
         if early:
             self._receive_frames(bytes(early))
 
@@ -510,7 +543,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
         if len(queue) >= self._max_queue:
-            self._flow.pause_reading()
+            self._reading.pause(QUEUE_FULL)
 
     def _on_pong(self, payload: bytes) -> None:
         if self._keepalive is not None:
@@ -548,7 +581,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._set_disconnect(code, reason)
         self._phase = CLOSING
         self._stop_keepalive()
-        self._flow.resume_reading()
+        self._reading.resume(QUEUE_FULL)  # the app reads no more: nothing is queued for it
         self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_transport)
 
     def _close_transport(self) -> None:
@@ -580,6 +613,15 @@ class WebSocketProtocol(asyncio.Protocol):
         if scope["query_string"]:
             path += "?" + scope["query_string"].decode("ascii", "replace")
         logger.info('%s - "WebSocket %s" %s', client_text, path, outcome)
+
+
+def _write_buffer_full(transport: asyncio.Transport) -> bool:
+    """Whether the transport's write buffer is over its high-water mark (so it has paused writing)."""
+    try:
+        _, high = transport.get_write_buffer_limits()
+    except (AttributeError, NotImplementedError):  # a transport without limits never pauses writing
+        return False
+    return transport.get_write_buffer_size() > high
 
 
 def _check_send(message: dict[str, Any]) -> None:

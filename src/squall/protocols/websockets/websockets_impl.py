@@ -25,14 +25,22 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from squall.protocols.websockets.asgi import CLOSE_ABNORMAL, CLOSE_NO_STATUS, WebSocketProtocol
+from squall.protocols.websockets.asgi import (
+    CLOSE_ABNORMAL,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_NO_STATUS,
+    WebSocketProtocol,
+    too_many_frames_reason,
+)
 from squall.protocols.websockets.handshake import HandshakeRequest
 
 _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
 _CONT = Opcode.CONT
 _PONG = Opcode.PONG
+# RFC 6455 8.1: invalid UTF-8 in a text message fails the connection with 1007.
 _CLOSE_INVALID_DATA = 1007
+_INVALID_UTF8 = "invalid UTF-8 in a text message"
 
 _new_utf8_decoder: Callable[[], codecs.IncrementalDecoder] = codecs.getincrementaldecoder("utf-8")
 
@@ -83,7 +91,7 @@ class WebSocketsProtocol(WebSocketProtocol):
                     try:
                         text = str(frame.data, "utf-8")
                     except UnicodeDecodeError:
-                        self._fail_invalid_utf8()
+                        self._fail(_CLOSE_INVALID_DATA, _INVALID_UTF8)
                         return
                     self._deliver({"type": "websocket.receive", "text": text})
                 else:
@@ -97,7 +105,8 @@ class WebSocketsProtocol(WebSocketProtocol):
                     self._deliver({"type": "websocket.receive", "bytes": message})
                 else:
                     self._decoder = None
-                    self._fragments.append(bytes(payload))
+                    if not self._add_fragment(payload, False):
+                        return
             elif opcode is _CONT:
                 if not self._add_fragment(frame.data, frame.fin):
                     return
@@ -148,14 +157,20 @@ class WebSocketsProtocol(WebSocketProtocol):
 
     def _add_fragment(self, data: bytes | bytearray | memoryview, final: bool) -> bool:
         """Keep a fragment; False if the connection had to be failed for it."""
+        fragments = self._fragments
+        max_frames = self.max_frames
+        if max_frames is not None and len(fragments) >= max_frames:
+            # websockets counts only the payload against max_size: empty frames would pile up.
+            self._fail(CLOSE_MESSAGE_TOO_BIG, too_many_frames_reason(max_frames))
+            return False
         decoder = self._decoder
         if decoder is None:
-            self._fragments.append(bytes(data))
+            fragments.append(bytes(data))
             return True
         try:
-            self._fragments.append(decoder.decode(data, final))
+            fragments.append(decoder.decode(data, final))
         except UnicodeDecodeError:
-            self._fail_invalid_utf8()
+            self._fail(_CLOSE_INVALID_DATA, _INVALID_UTF8)
             return False
         return True
 
@@ -168,12 +183,11 @@ class WebSocketsProtocol(WebSocketProtocol):
         else:
             self._deliver({"type": "websocket.receive", "bytes": b"".join(fragments)})  # type: ignore[arg-type]
 
-    def _fail_invalid_utf8(self) -> None:
-        # RFC 6455 8.1: invalid UTF-8 in a text message fails the connection with 1007.
-        reason = "invalid UTF-8 in a text message"
-        self._ws.fail(_CLOSE_INVALID_DATA, reason)
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 7.1.7) for a reason the library does not check itself."""
+        self._ws.fail(code, reason)
         self._flush()
-        self._on_protocol_error(_CLOSE_INVALID_DATA, reason)
+        self._on_protocol_error(code, reason)
 
     def _flush(self) -> None:
         write = self.transport.write

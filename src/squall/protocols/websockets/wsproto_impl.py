@@ -4,7 +4,9 @@ The handshake was validated by the shared code, so wsproto's low-level
 `Connection` (the frame layer, already OPEN) is used rather than
 `WSConnection`, which would parse the request again with h11.  wsproto has
 no message size limit: --ws-max-size is enforced here, on the decompressed
-size, as the message arrives.
+size, as the message arrives, and so is the limit on its number of frames.
+wsproto reports a frame in parts as its bytes arrive: each part held counts
+as a frame, since each costs as much to hold.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from typing import Any
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import FrameProtocol
 from wsproto.utilities import LocalProtocolError
 
-from squall.protocols.websockets.asgi import WebSocketProtocol
+from squall.protocols.websockets.asgi import CLOSE_MESSAGE_TOO_BIG, WebSocketProtocol, too_many_frames_reason
 from squall.protocols.websockets.handshake import HandshakeRequest
 
-_CLOSE_MESSAGE_TOO_BIG = 1009
+# Pongs are serialized apart from the connection: wsproto's `Connection`
+# refuses to send one once our close frame is out, but RFC 6455 5.5.2 asks
+# for a pong to every ping until the peer's close frame.  A control frame
+# depends on no connection state (permessage-deflate leaves it alone).
+_CONTROL_FRAMES = FrameProtocol(client=False, extensions=[])
 
 
 def _negotiate_deflate(offers: list[bytes]) -> tuple[PerMessageDeflate, bytes] | None:
@@ -77,7 +84,7 @@ class WSProtocol(WebSocketProtocol):
                 if not self._add_part(event.data, len(event.data), event.message_finished):
                     return
             elif isinstance(event, Ping):
-                self.transport.write(conn.send(event.response()))
+                self.transport.write(bytes(_CONTROL_FRAMES.pong(event.payload)))
             elif isinstance(event, Pong):
                 self._on_pong(bytes(event.payload))
             elif isinstance(event, CloseConnection):
@@ -88,7 +95,11 @@ class WSProtocol(WebSocketProtocol):
         """Add a piece of the message being received; False if it made the message too big."""
         self._size += size
         if self.max_size is not None and self._size > self.max_size:
-            self._fail(_CLOSE_MESSAGE_TOO_BIG, f"message larger than {self.max_size} bytes")
+            self._fail(CLOSE_MESSAGE_TOO_BIG, f"message larger than {self.max_size} bytes")
+            return False
+        max_frames = self.max_frames
+        if max_frames is not None and len(self._parts) >= max_frames:
+            self._fail(CLOSE_MESSAGE_TOO_BIG, too_many_frames_reason(max_frames))
             return False
         if not last:
             self._parts.append(data)
