@@ -10,7 +10,7 @@ from websockets.sync.client import connect
 from ws_helpers import Recorder, WsprotoClient, echo_app, wait_until, ws_connections
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
-from squall.protocols.websockets.read_pauses import QUEUE_FULL
+from squall.protocols.http.flow_control import PAUSE_QUEUE
 
 LOOP_IMPLS = ["asyncio", "uvloop"]
 
@@ -82,7 +82,7 @@ def test_reading_pauses_at_max_queue(ws_serve: Any) -> None:
             client.send_text(f"{i} {padding}")
         client.send_text("last")
         (connection,) = wait_until(lambda: ws_connections(server))
-        wait_until(lambda: connection._reading.reasons == QUEUE_FULL, what="reading to pause for the queue")
+        wait_until(lambda: connection._reading.reasons == PAUSE_QUEUE, what="reading to pause for the queue")
         # At least the queue's worth, plus at most what the last read held.
         assert 4 <= len(connection._queue) < 150
         loop, event = wait_until(lambda: release)[0]

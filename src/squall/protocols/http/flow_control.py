@@ -25,6 +25,8 @@ PAUSE_PIPELINE = 2  # as many requests are queued as a connection may queue
 PAUSE_SWITCH = 4  # a protocol switch (WebSocket, h2c) waits for earlier responses
 PAUSE_WRITE = 8  # our own writes back up: the peer is not reading them
 PAUSE_ERROR = 16  # malformed input was read: nothing more will be
+PAUSE_QUEUE = 32  # a WebSocket app has --ws-max-queue messages waiting for receive()
+PAUSE_EARLY_DATA = 64  # WebSocket frames sent before the 101 fill what is kept until the app decides
 
 
 class ReadGate:
@@ -59,14 +61,13 @@ class ReadGate:
         return bool(self.reasons & reason)
 
 
-class FlowControl:
-    """One-reason read pausing and write waiting, as the WebSocket protocols use it."""
 
-    __slots__ = ("_transport", "read_paused", "write_paused", "_drain_waiter")
+class WriteFlow:
+    """Waiting for the transport to take more, for writers that wait in `send` (WebSockets)."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self.read_paused = False
+    __slots__ = ("write_paused", "_drain_waiter")
+
+    def __init__(self) -> None:
         self.write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
 
@@ -77,16 +78,6 @@ class FlowControl:
         if self._drain_waiter is None:
             self._drain_waiter = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._drain_waiter)
-
-    def pause_reading(self) -> None:
-        if not self.read_paused:
-            self.read_paused = True
-            self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.read_paused:
-            self.read_paused = False
-            self._transport.resume_reading()
 
     def pause_writing(self) -> None:
         self.write_paused = True

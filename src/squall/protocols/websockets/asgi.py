@@ -29,14 +29,23 @@ connection without the other knowing yet:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sys
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from squall.protocols.http.connection import ASGI2_VERSION, ASGI_VERSION
+from squall.protocols.http.stream import ClientDisconnected
 from squall.logging import TRACE_LOG_LEVEL
-from squall.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
+from squall.protocols.http.flow_control import (
+    HIGH_WATER_LIMIT,
+    PAUSE_EARLY_DATA,
+    PAUSE_QUEUE,
+    PAUSE_WRITE,
+    ReadGate,
+    WriteFlow,
+)
 from squall.protocols.tracing import client_prefix
 from squall.protocols.utils import get_local_addr, get_remote_addr, is_ssl, tls_extension
 from squall.protocols.websockets.handshake import (
@@ -48,7 +57,6 @@ from squall.protocols.websockets.handshake import (
     plain_response,
 )
 from squall.protocols.websockets.keepalive import Keepalive
-from squall.protocols.websockets.read_pauses import EARLY_DATA, QUEUE_FULL, WRITE_BUFFER_FULL, ReadPauses
 from squall.protocols.websockets.scope import websocket_scope
 
 if TYPE_CHECKING:
@@ -109,10 +117,6 @@ def too_many_frames_reason(max_frames: int) -> str:
     return f"message in more than {max_frames} frames"
 
 
-class ClientDisconnected(OSError):
-    """Raised by `send` when the connection is gone (ASGI: a server-specific OSError)."""
-
-
 def check_close(code: Any, reason: Any) -> None:
     """Raise RuntimeError for a close code or reason that may not go in a close frame."""
     if not isinstance(code, int) or not (code in _SENDABLE_CLOSE_CODES or 3000 <= code <= 4999):
@@ -166,8 +170,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._extensions_header: bytes | None = None
         # Bytes that arrived after the head but before the app accepted.
         self._early_data = bytearray()
-        self._flow: FlowControl = None  # type: ignore[assignment]
-        self._reading: ReadPauses = None  # type: ignore[assignment]
+        self._flow = WriteFlow()
+        self._reading: ReadGate = None  # type: ignore[assignment]
         self._queue: deque[dict[str, Any]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         # The websocket.disconnect message, once the connection has ended for the app.
@@ -201,8 +205,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self._flow = FlowControl(self.transport)
-        self._reading = ReadPauses(self.transport)
+        self._reading = ReadGate(self.transport, contextvars.copy_context())
         if _write_buffer_full(self.transport):
             # Upgraded behind a response the peer has not read: the transport
             # paused writing before we were its protocol, and will only tell
@@ -229,8 +232,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._close_timer.cancel()
             self._close_timer = None
         self._set_disconnect(CLOSE_ABNORMAL, "")
-        if self._flow is not None:
-            self._flow.resume_writing()  # no sender may wait forever on a dead transport
+        self._flow.resume_writing()  # no sender may wait forever on a dead transport
 
     def data_received(self, data: bytes) -> None:
         phase = self._phase
@@ -243,7 +245,7 @@ class WebSocketProtocol(asyncio.Protocol):
             # an eager one sent, but not without bound.
             self._early_data += data
             if len(self._early_data) > HIGH_WATER_LIMIT:
-                self._reading.pause(EARLY_DATA)
+                self._reading.pause(PAUSE_EARLY_DATA)
 
     def eof_received(self) -> bool | None:
         return None  # a half-closed WebSocket is a closed one: let the transport close
@@ -252,11 +254,11 @@ class WebSocketProtocol(asyncio.Protocol):
         # The app's send() waits, and so does reading: what the peer sends
         # may need answers (pongs) that would pile up unread.
         self._flow.pause_writing()
-        self._reading.pause(WRITE_BUFFER_FULL)
+        self._reading.pause(PAUSE_WRITE)
 
     def resume_writing(self) -> None:
         self._flow.resume_writing()
-        self._reading.resume(WRITE_BUFFER_FULL)
+        self._reading.resume(PAUSE_WRITE)
 
     # -- called by the server ------------------------------------------------------
 
@@ -391,8 +393,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 waiter = self._waiter = self.loop.create_future()
             await waiter
         message = queue.popleft()
-        if self._reading.reasons & QUEUE_FULL and len(queue) <= self._resume_at:
-            self._reading.resume(QUEUE_FULL)
+        if self._reading.reasons & PAUSE_QUEUE and len(queue) <= self._resume_at:
+            self._reading.resume(PAUSE_QUEUE)
         return message
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -475,7 +477,7 @@ class WebSocketProtocol(asyncio.Protocol):
             )
             self._keepalive.start()
         early, self._early_data = self._early_data, bytearray()
-        self._reading.resume(EARLY_DATA)
+        self._reading.resume(PAUSE_EARLY_DATA)
         if early:
             self._receive_frames(bytes(early))
 
@@ -543,7 +545,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
         if len(queue) >= self._max_queue:
-            self._reading.pause(QUEUE_FULL)
+            self._reading.pause(PAUSE_QUEUE)
 
     def _on_pong(self, payload: bytes) -> None:
         if self._keepalive is not None:
@@ -581,7 +583,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._set_disconnect(code, reason)
         self._phase = CLOSING
         self._stop_keepalive()
-        self._reading.resume(QUEUE_FULL)  # the app reads no more: nothing is queued for it
+        self._reading.resume(PAUSE_QUEUE)  # the app reads no more: nothing is queued for it
         self._close_timer = self.loop.call_later(CLOSE_TIMEOUT, self._close_transport)
 
     def _close_transport(self) -> None:
