@@ -1,0 +1,48 @@
+"""Fixtures of the HTTP/2 tests.
+
+`h2_serve` starts an in-process server under each event loop; HTTP/2 does
+not go through the HTTP/1.1 parser once the connection is handed over, so
+only the tests of the handover itself (prior-knowledge sniffing, h2c
+upgrade, ALPN) also run under each `--http` implementation, with `serve`.
+`ca` and `tls_files` are a trustme CA and its certificate for 127.0.0.1
+(`h2_client.client_ssl` makes a client context trusting it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trustme
+from support import RunningServer, running_server
+
+
+@pytest.fixture
+def h2_serve(loop_impl: str) -> Callable[..., contextlib.AbstractContextManager[RunningServer]]:
+    """`with h2_serve(app, **options) as server:` under each event loop."""
+
+    def start(app: Any, **options: Any) -> contextlib.AbstractContextManager[RunningServer]:
+        options.setdefault("loop", loop_impl)
+        return running_server(app, **options)
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The server's certificate and key, and the CA, as PEM files."""
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    directory = tmp_path_factory.mktemp("h2-tls")
+    paths = {name: str(directory / f"{name}.pem") for name in ("cert", "key", "ca")}
+    cert.cert_chain_pems[0].write_to_path(paths["cert"])
+    cert.private_key_pem.write_to_path(paths["key"])
+    ca.cert_pem.write_to_path(paths["ca"])
+    return paths
+
