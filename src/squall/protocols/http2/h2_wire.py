@@ -8,7 +8,11 @@ connection that h2 would otherwise take itself:
   connection error, where RFC 9113 5.1.2 allows a stream error; the
   connection refuses the stream with REFUSED_STREAM and serves the others;
 - resets h2 sends on its own for a peer's stream-level error are reported
-  (`by_peer=False`), so that they count against the reset budget too.
+  (`by_peer=False`), so that they count against the reset budget too;
+- a GOAWAY, sent or received, closes h2's connection state machine, after
+  which not even the responses of the streams in progress could be sent:
+  a graceful GOAWAY (NO_ERROR) is written beside h2, and one received is
+  only reported, so that those streams finish (RFC 9113 6.8).
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+from hyperframe.frame import GoAwayFrame
 
-from squall.protocols.http2.wire import H2Events, H2Settings, WireError
+from squall.protocols.http2.wire import NO_ERROR, H2Events, H2Settings, WireError
 
 
 class _Connection(h2.connection.H2Connection):
@@ -28,6 +33,14 @@ class _Connection(h2.connection.H2Connection):
         # The connection enforces the limit, as stream errors; this also
         # spares h2 counting its open streams on every HEADERS frame.
         return 0
+
+    def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list, list]:  # type: ignore[override]
+        # h2 would close its state machine and drop what it had queued.
+        event = h2.events.ConnectionTerminated()
+        event.error_code = frame.error_code  # type: ignore[assignment]
+        event.last_stream_id = frame.last_stream_id
+        event.additional_data = frame.additional_data or None
+        return [], [event]
 
 
 class H2LibWire:
@@ -57,6 +70,8 @@ class H2LibWire:
         # Made from the defaults before our settings replaced them.
         self.h2.max_inbound_frame_size = settings.max_frame_size
         self.h2.decoder.max_header_list_size = settings.max_header_list_size
+        # Frames queued beside h2 (a graceful GOAWAY), with what h2 had queued before them.
+        self._queued = b""
 
     def initiate(self, upgrade_settings: bytes | None = None) -> None:
         if upgrade_settings is None:
@@ -97,6 +112,9 @@ class H2LibWire:
                 handler.on_goaway(int(event.error_code), event.last_stream_id or 0)  # type: ignore[attr-defined]
 
     def data_to_send(self) -> bytes:
+        if self._queued:
+            data, self._queued = self._queued + self.h2.data_to_send(), b""
+            return data
         return self.h2.data_to_send()
 
     def send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool) -> None:
@@ -128,7 +146,11 @@ class H2LibWire:
             pass
 
     def goaway(self, error_code: int, last_stream_id: int) -> None:
-        self.h2.close_connection(error_code, last_stream_id=last_stream_id)
+        if error_code == NO_ERROR:
+            frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=NO_ERROR)
+            self._queued += self.h2.data_to_send() + frame.serialize()
+        else:
+            self.h2.close_connection(error_code, last_stream_id=last_stream_id)
 
     def is_closed(self, stream_id: int) -> bool:
         stream = self.h2.streams.get(stream_id)
