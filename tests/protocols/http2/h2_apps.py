@@ -1,9 +1,9 @@
 """ASGI apps for the HTTP/2 tests, in a module of their own so that a `squall`
 subprocess can serve them too (`--app-dir tests/protocols/http2`, `h2_apps:app`).
 
-`app` routes on the path:
+`app` routes on the path (after the root path):
 
-    /scope        the scope as JSON (headers as [name, value] latin-1 pairs)
+    /scope[/...]  the scope as JSON (headers as [name, value] latin-1 pairs)
     /echo         reads the whole request body; answers with it
     /size         reads the whole request body; answers with its length
     /sleep?S      answers "slept" after S seconds
@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from typing import Any
+
+DEADLINE = 5.0
 
 
 class Counters:
@@ -33,6 +37,15 @@ class Counters:
 
 
 counters = Counters()
+
+
+async def wait_event(event: threading.Event, timeout: float = DEADLINE) -> None:
+    """For an in-process app: wait, without blocking the loop, until the test thread sets `event`."""
+    deadline = time.monotonic() + timeout
+    while not event.is_set():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test never set the event")
+        await asyncio.sleep(0.002)
 
 
 def rss_kib() -> int:
@@ -94,9 +107,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def _route(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    path = scope["path"]
+    path = scope["path"][len(scope["root_path"]) :]
     query = scope["query_string"].decode()
-    if path == "/scope":
+    if path == "/scope" or path.startswith("/scope/"):
         await respond(send, json.dumps(describe(scope)).encode(), content_type=b"application/json")
     elif path == "/echo":
         await respond(send, await read_body(receive))

@@ -155,6 +155,7 @@ class H2Client:
         self.streams: dict[int, StreamResult] = {}
         self.goaway: h2.events.ConnectionTerminated | None = None
         self.pings_acked = 0
+        self.settings_received = False
         self.closed = False
         self.upgrade_response = b""
         if upgrade_path is None:
@@ -170,6 +171,8 @@ class H2Client:
             for i in range(len(data)):
                 sock.send(data[i : i + 1])
         self.flush()
+        # The server's SETTINGS (and the window it opens with them) before anything else.
+        self.wait(lambda: self.settings_received, what="the server's SETTINGS")
 
     @classmethod
     def connect(cls, port: int, *, ssl_context: ssl.SSLContext | None = None, timeout: float = DEADLINE, **options: Any) -> H2Client:
@@ -258,6 +261,18 @@ class H2Client:
             if self.streams[stream_id].done:
                 return
 
+    def send_some(self, stream_id: int, data: bytes) -> int:
+        """Send what the windows allow of `data` now, without waiting; how many bytes that was."""
+        sent = 0
+        while sent < len(data):
+            size = min(self.conn.local_flow_control_window(stream_id), self.conn.max_outbound_frame_size, len(data) - sent)
+            if size <= 0:
+                break
+            self.conn.send_data(stream_id, data[sent : sent + size])
+            sent += size
+        self.flush()
+        return sent
+
     def reset(self, stream_id: int, code: int = CANCEL) -> None:
         self.conn.reset_stream(stream_id, code)
         self.flush()
@@ -325,6 +340,8 @@ class H2Client:
                 result.reset = int(event.error_code)
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.goaway = event
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self.settings_received = True
         elif isinstance(event, h2.events.PingAckReceived):
             self.pings_acked += 1
 
