@@ -12,7 +12,11 @@ connection that h2 would otherwise take itself:
 - a GOAWAY, sent or received, closes h2's connection state machine, after
   which not even the responses of the streams in progress could be sent:
   a graceful GOAWAY (NO_ERROR) is written beside h2, and one received is
-  only reported, so that those streams finish (RFC 9113 6.8).
+  only reported, so that those streams finish (RFC 9113 6.8);
+- h2 checks a frame's length against SETTINGS_MAX_FRAME_SIZE only once the
+  whole frame has arrived, buffering up to 16 MiB for a client that
+  announces a frame that long: `FrameSizeGuard` reads the frame headers as
+  they arrive and refuses such a frame from its header (RFC 9113 4.2).
 """
 
 from __future__ import annotations
@@ -24,7 +28,49 @@ import h2.exceptions
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
-from squall.protocols.http2.wire import NO_ERROR, H2Events, H2Settings, WireError
+from squall.protocols.http2.wire import FRAME_SIZE_ERROR, NO_ERROR, H2Events, H2Settings, WireError
+
+PREFACE_SIZE = 24  # b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", which every connection starts with
+FRAME_HEADER_SIZE = 9
+
+
+class FrameSizeGuard:
+    """Follows the frame headers in the bytes a client sends, to refuse an oversized frame at once."""
+
+    __slots__ = ("limit", "_skip", "_head")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        # Bytes still to come of the frame being received (at first: the preface).
+        self._skip = PREFACE_SIZE
+        # The start of a frame header split between two reads.
+        self._head = b""
+
+    def oversized(self, data: bytes) -> int | None:
+        """The length of a frame over the limit whose header is in `data`, else None."""
+        size = len(data)
+        pos = self._skip
+        head = self._head
+        while pos < size:
+            if head or pos + FRAME_HEADER_SIZE > size:
+                taken = FRAME_HEADER_SIZE - len(head)
+                head += data[pos : pos + taken]
+                if len(head) < FRAME_HEADER_SIZE:
+                    self._skip = 0
+                    self._head = head
+                    return None
+                pos += taken
+                header, head = head, b""
+            else:
+                header = data[pos : pos + 3]
+                pos += FRAME_HEADER_SIZE
+            length = int.from_bytes(header[:3], "big")
+            if length > self.limit:
+                return length
+            pos += length
+        self._skip = pos - size
+        self._head = b""
+        return None
 
 
 class _Connection(h2.connection.H2Connection):
@@ -72,6 +118,7 @@ class H2LibWire:
         self.h2.decoder.max_header_list_size = settings.max_header_list_size
         # Frames queued beside h2 (a graceful GOAWAY), with what h2 had queued before them.
         self._queued = b""
+        self._frame_sizes = FrameSizeGuard(settings.max_frame_size)
 
     def initiate(self, upgrade_settings: bytes | None = None) -> None:
         if upgrade_settings is None:
@@ -83,6 +130,10 @@ class H2LibWire:
             self.h2.increment_flow_control_window(extra)
 
     def receive(self, data: bytes) -> None:
+        length = self._frame_sizes.oversized(data)
+        if length is not None:
+            self.h2.close_connection(FRAME_SIZE_ERROR)
+            raise WireError(f"A frame of {length} bytes, over SETTINGS_MAX_FRAME_SIZE.", FRAME_SIZE_ERROR)
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -142,8 +193,8 @@ class H2LibWire:
     def reset_stream(self, stream_id: int, error_code: int) -> None:
         try:
             self.h2.reset_stream(stream_id, error_code)
-        except h2.exceptions.StreamClosedError:
-            pass
+        except h2.exceptions.ProtocolError:
+            pass  # the stream is closed already, or the connection (after our GOAWAY for an error)
 
     def goaway(self, error_code: int, last_stream_id: int) -> None:
         if error_code == NO_ERROR:
