@@ -25,6 +25,7 @@ PAUSE_PIPELINE = 2  # as many requests are queued as a connection may queue
 PAUSE_SWITCH = 4  # a protocol switch (WebSocket, h2c) waits for earlier responses
 PAUSE_WRITE = 8  # our own writes back up: the peer is not reading them
 PAUSE_ERROR = 16  # malformed input was read: nothing more will be
+PAUSE_BACKLOG = 32  # HTTP/2: bytes already read wait their turn to be parsed
 
 
 class ReadGate:
