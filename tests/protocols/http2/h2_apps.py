@@ -9,9 +9,11 @@ subprocess can serve them too (`--app-dir tests/protocols/http2`, `h2_apps:app`)
     /sleep?S      answers "slept" after S seconds
     /big?N        N bytes of body, in 16 KiB messages
     /hold         never answers: waits for http.disconnect (counted in `running`)
-    /stats        the app's counters as JSON: calls, running now, most running at once,
-                  and this process's VmRSS in KiB
-    /stats/reset  zeroes the peak counter, then as /stats
+    /stubborn?S   ignores a disconnect: runs S seconds whatever happens, then answers
+    /stats        the app's counters as JSON: calls (of other paths), running now and
+                  most running at once (both not counting /stats), and this
+                  process's VmRSS in KiB
+    /stats/reset  restarts the peak from what runs now, then as /stats
     anything else "ok"
 """
 
@@ -97,6 +99,11 @@ async def respond(send: Any, body: bytes, status: int = 200, content_type: bytes
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
+    if scope["path"].startswith("/stats"):
+        if scope["path"] == "/stats/reset":
+            counters.peak = counters.running
+        await respond(send, json.dumps(counters.as_dict()).encode(), content_type=b"application/json")
+        return
     counters.calls += 1
     counters.running += 1
     counters.peak = max(counters.peak, counters.running)
@@ -129,11 +136,8 @@ async def _route(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/hold":
         while (await receive())["type"] != "http.disconnect":
             pass
-    elif path.startswith("/stats"):
-        if path == "/stats/reset":
-            counters.peak = counters.running
-        # Not counting this very request.
-        stats = {**counters.as_dict(), "running": counters.running - 1}
-        await respond(send, json.dumps(stats).encode(), content_type=b"application/json")
+    elif path == "/stubborn":
+        await asyncio.sleep(float(query or 0))
+        await respond(send, b"stubborn")
     else:
         await respond(send, b"ok")

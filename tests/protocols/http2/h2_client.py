@@ -15,6 +15,7 @@ Both are blocking and single-threaded; every read has a deadline.
 from __future__ import annotations
 
 import base64
+import select
 import socket
 import ssl
 import time
@@ -79,7 +80,7 @@ def _b(value: str | bytes) -> bytes:
 
 
 def wait(predicate: Callable[[], T], pump: Callable[[float], Any], timeout: float, what: str) -> T:
-    """Read (with `pump`) until `predicate()` is truthy; return its value."""
+    """Read (with `pump`) until `predicate()` is truthy; return its value (fail if the connection closes first)."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
@@ -378,6 +379,8 @@ class FrameClient:
         self.decoder = Decoder(max_header_list_size=1 << 24)
         self.frames: list[Frame] = []
         self.closed = False
+        # The server reset the connection (a close with our data unread does that).
+        self.reset_by_peer = False
         self._buffer = b""
         self._block = b""
 
@@ -427,12 +430,14 @@ class FrameClient:
         self.sock.sendall(data)
 
     def try_send(self, *items: Frame | bytes) -> bool:
-        """Send unless the server has closed the connection; whether it was sent."""
+        """Send unless the server has closed the connection; whether it was sent (what it sent before may still be read)."""
         try:
             self.send(*items)
             return True
+        except ConnectionResetError:
+            self.reset_by_peer = True
+            return False
         except OSError:
-            self.closed = True
             return False
 
     # -- reading -------------------------------------------------------------------------
@@ -441,12 +446,13 @@ class FrameClient:
         """Read once and parse whole frames; False once the server closed the connection."""
         if self.closed:
             return False
-        self.sock.settimeout(timeout)
+        # select, not a socket timeout: that would also apply to the sends.
+        if not select.select([self.sock], [], [], timeout)[0]:
+            return True
         try:
             data = self.sock.recv(1 << 20)
-        except (TimeoutError, socket.timeout):
-            return True
         except ConnectionResetError:
+            self.reset_by_peer = True
             data = b""
         if not data:
             self.closed = True
@@ -487,6 +493,23 @@ class FrameClient:
 
     def wait_goaway(self, timeout: float = DEADLINE) -> GoAwayFrame:
         return self.wait_frame(GoAwayFrame, 0, timeout)
+
+    def goaway_or_reset(self, timeout: float = DEADLINE) -> int | None:
+        """The error code of the server's GOAWAY, or None if it reset the connection before one arrived.
+
+        A server that closes a connection whose client is still sending makes
+        the kernel send a reset, which can destroy the GOAWAY in transit.
+        """
+
+        def seen() -> bool:
+            return self.closed or any(isinstance(frame, GoAwayFrame) for frame in self.frames)
+
+        self.wait(seen, timeout, "a GOAWAY or a reset")
+        goaway = next((frame for frame in self.frames if isinstance(frame, GoAwayFrame)), None)
+        if goaway is not None:
+            return goaway.error_code
+        assert self.reset_by_peer, "the server closed the connection without a GOAWAY"
+        return None
 
     def wait_closed(self, timeout: float = DEADLINE) -> None:
         """Read until the server closes the connection."""
