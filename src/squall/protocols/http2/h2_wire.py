@@ -15,27 +15,36 @@ connection that h2 would otherwise take itself:
   only reported, so that those streams finish (RFC 9113 6.8);
 - h2 checks a frame's length against SETTINGS_MAX_FRAME_SIZE only once the
   whole frame has arrived, buffering up to 16 MiB for a client that
-  announces a frame that long: `FrameSizeGuard` reads the frame headers as
-  they arrive and refuses such a frame from its header (RFC 9113 4.2).
+  announces a frame that long: `FrameHeaderGuard` reads the frame headers
+  as they arrive and refuses such a frame from its header (RFC 9113 4.2),
+  and a SETTINGS acknowledgement with a payload as FRAME_SIZE_ERROR (6.5);
+- a field block that cannot be decoded is a COMPRESSION_ERROR (RFC 9113
+  4.3), where h2 says PROTOCOL_ERROR.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 from hyperframe.frame import GoAwayFrame
 
 from squall.protocols.http2.wire import FRAME_SIZE_ERROR, NO_ERROR, H2Events, H2Settings, WireError
 
 PREFACE_SIZE = 24  # b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", which every connection starts with
 FRAME_HEADER_SIZE = 9
+SETTINGS_TYPE = 0x4
+ACK_FLAG = 0x1
 
 
-class FrameSizeGuard:
-    """Follows the frame headers in the bytes a client sends, to refuse an oversized frame at once."""
+class FrameHeaderGuard:
+    """Follows the frame headers in the bytes a client sends, to refuse at once a frame its header shows wrong."""
 
     __slots__ = ("limit", "_skip", "_head")
 
@@ -46,8 +55,8 @@ class FrameSizeGuard:
         # The start of a frame header split between two reads.
         self._head = b""
 
-    def oversized(self, data: bytes) -> int | None:
-        """The length of a frame over the limit whose header is in `data`, else None."""
+    def error(self, data: bytes) -> WireError | None:
+        """The connection error for a frame whose header is in `data`, if its header alone makes one."""
         size = len(data)
         pos = self._skip
         head = self._head
@@ -62,15 +71,22 @@ class FrameSizeGuard:
                 pos += taken
                 header, head = head, b""
             else:
-                header = data[pos : pos + 3]
+                header = data[pos : pos + 5]
                 pos += FRAME_HEADER_SIZE
             length = int.from_bytes(header[:3], "big")
             if length > self.limit:
-                return length
+                return WireError(f"A frame of {length} bytes, over SETTINGS_MAX_FRAME_SIZE.", FRAME_SIZE_ERROR)
+            if length and header[3] == SETTINGS_TYPE and header[4] & ACK_FLAG:
+                # RFC 9113 6.5 (h2 would say PROTOCOL_ERROR).
+                return WireError("A SETTINGS acknowledgement with a payload.", FRAME_SIZE_ERROR)
             pos += length
         self._skip = pos - size
         self._head = b""
         return None
+
+
+# What h2 wraps in a ProtocolError when a field block cannot be decoded.
+_DECODING_ERRORS = (hpack.HPACKError, IndexError, TypeError, UnicodeDecodeError)
 
 
 class _Connection(h2.connection.H2Connection):
@@ -79,6 +95,16 @@ class _Connection(h2.connection.H2Connection):
         # The connection enforces the limit, as stream errors; this also
         # spares h2 counting its open streams on every HEADERS frame.
         return 0
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        try:
+            return super()._receive_headers_frame(frame)
+        except h2.exceptions.ProtocolError as exc:
+            # h2 reports a field block it cannot decode as PROTOCOL_ERROR;
+            # RFC 9113 4.3 makes that a COMPRESSION_ERROR (a too large one stays ENHANCE_YOUR_CALM).
+            if isinstance(exc.__cause__, _DECODING_ERRORS) and not isinstance(exc, h2.exceptions.DenialOfServiceError):
+                exc.error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
+            raise
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list, list]:  # type: ignore[override]
         # h2 would close its state machine and drop what it had queued.
@@ -118,7 +144,7 @@ class H2LibWire:
         self.h2.decoder.max_header_list_size = settings.max_header_list_size
         # Frames queued beside h2 (a graceful GOAWAY), with what h2 had queued before them.
         self._queued = b""
-        self._frame_sizes = FrameSizeGuard(settings.max_frame_size)
+        self._frame_headers = FrameHeaderGuard(settings.max_frame_size)
 
     def initiate(self, upgrade_settings: bytes | None = None) -> None:
         if upgrade_settings is None:
@@ -130,10 +156,10 @@ class H2LibWire:
             self.h2.increment_flow_control_window(extra)
 
     def receive(self, data: bytes) -> None:
-        length = self._frame_sizes.oversized(data)
-        if length is not None:
-            self.h2.close_connection(FRAME_SIZE_ERROR)
-            raise WireError(f"A frame of {length} bytes, over SETTINGS_MAX_FRAME_SIZE.", FRAME_SIZE_ERROR)
+        error = self._frame_headers.error(data)
+        if error is not None:
+            self.h2.close_connection(error.code)
+            raise error
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
