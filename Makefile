@@ -1,6 +1,6 @@
 # Squall developer tasks; `make help` lists them.
 # Override any variable below on the command line, e.g.
-#   make test PYTEST_ARGS='-x -k websocket'    make bench BENCH_ARGS='--rounds 3'
+#   make test PYTEST_ARGS='-x -k websocket'    make bench BENCH_ARGS='--servers squall,uvicorn'
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -11,7 +11,6 @@ HOST          ?= 127.0.0.1
 PORT          ?= 8000
 PYTEST_ARGS   ?=
 BENCH_ARGS    ?=
-WS_BENCH_ARGS ?=
 TEST_PYTHONS  ?= 3.10 3.11 3.12 3.13
 
 PY  := $(VENV)/bin/python
@@ -19,7 +18,7 @@ PIP := $(PY) -m pip --quiet --disable-pip-version-check
 
 # command:debian-package pairs; a package is installed only if its command is missing.
 TEST_TOOLS  := wrk:wrk h2load:nghttp2-client nginx:nginx chromium:chromium
-BENCH_TOOLS := wrk:wrk h2load:nghttp2-client
+BENCH_TOOLS := h2load:nghttp2-client
 
 # Installs the Debian packages of missing commands, with one `apt-get update`,
 # when we are root and have apt-get. Otherwise, or if apt fails, it only warns:
@@ -43,7 +42,7 @@ else \
 fi
 endef
 
-.PHONY: help run test test-autobahn test-tools test-all bench clean
+.PHONY: help run test test-autobahn test-tools test-all bench bench-quick clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -99,11 +98,16 @@ test-all: ## Run the suite on each pyenv Python 3.10-3.13 (TEST_PYTHONS), in .ve
 	if [ -n "$$failed" ]; then echo "test-all: ran on$$ran, FAILED on$$failed" >&2; exit 1; fi; \
 	echo "test-all: passed on$$ran"
 
-bench: $(PY) ## Benchmark Squall against Uvicorn with bench/*_bench.py (BENCH_ARGS, WS_BENCH_ARGS)
+# Both rewrite docs/benchmarks.md, .png and .json; see that page.
+bench: $(PY) ## Benchmark Squall against its peers, 3 rounds (~15 min); rewrites docs/benchmarks.md (BENCH_ARGS)
 	@$(call ensure_tools,$(BENCH_TOOLS))
-	$(PIP) install -e '.[test]'
-	$(PY) bench/http_bench.py $(BENCH_ARGS)
-	@if [ -f bench/ws_bench.py ]; then echo "$(PY) bench/ws_bench.py $(WS_BENCH_ARGS)"; $(PY) bench/ws_bench.py $(WS_BENCH_ARGS); fi
+	$(PIP) install -e '.[bench]'
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-quick: $(PY) ## The same benchmark, one round of each scenario (BENCH_ARGS)
+	@$(call ensure_tools,$(BENCH_TOOLS))
+	$(PIP) install -e '.[bench]'
+	$(PY) bench/run.py --rounds 1 $(BENCH_ARGS)
 
 clean: ## Remove build output, caches and test reports (not the venvs: rm -rf .venv* for those)
 	rm -rf build dist src/*.egg-info .pytest_cache .autobahn reports

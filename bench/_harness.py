@@ -1,25 +1,32 @@
-"""Shared pieces of the benchmark scripts: starting an ASGI server as a
-subprocess on 127.0.0.1, pinning processes to CPUs, and reading a process's
-CPU time and memory from /proc.
+"""Shared pieces of the benchmark: starting a server as a subprocess on
+127.0.0.1, pinning processes to CPUs, reading a server's CPU time and memory
+from /proc, and running a load generator with a time limit.
 
-Servers are started as `python -m <name>` with the interpreter running the
-benchmark, and every server gets the very same command line apart from the
-module name, so Squall and Uvicorn are compared like for like.
+A server is measured as its whole process tree: Squall and Uvicorn serve in
+the process they start in, but Granian, h2corn and Hypercorn run a
+supervisor and a worker even with one worker, and `--workers 2` adds more.
+Summing over the tree counts everything the server costs the machine.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
+
+
+class ServerError(RuntimeError):
+    """A server or a load generator did not do what the measurement needs;
+    the message says why, and becomes the "cannot complete" reason."""
 
 
 def free_port() -> int:
@@ -29,94 +36,116 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def can_pin() -> bool:
-    """Pinning needs sched_setaffinity (Linux) and at least two usable CPUs."""
-    return hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
-
-
 def pinning_cpus() -> tuple[int, int] | None:
     """(server CPU, load generator CPU), or None when pinning is not possible.
 
-    Server and client on distinct cores keeps them from stealing each other's
-    time slices, which would otherwise add noise to both throughput and the
+    Server and load generator on distinct cores keeps them from stealing each
+    other's time slices, which would add noise to both throughput and the
     server's CPU time per request.
     """
-    if not can_pin():
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
         return None
     cpus = sorted(os.sched_getaffinity(0))
     return cpus[0], cpus[1]
 
 
-def pinned(cpu: int | None):
-    """A preexec_fn that pins the child before it execs, so every thread it
-    starts later inherits the affinity (pinning a running pid only moves its
-    main thread)."""
-    if cpu is None:
-        return None
-    return lambda: os.sched_setaffinity(0, {cpu})
+def raise_fd_limit() -> None:
+    """Raise the soft limit on open files to the hard one: the idle-connection
+    scenario holds thousands of sockets, in the client and in the server."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time consumed so far by all threads of `pid`."""
+def child_setup(cpu: int | None) -> Callable[[], None]:
+    """A preexec_fn: pin the child before it execs, so every thread and
+    process it starts later inherits the affinity (pinning a running pid only
+    moves its main thread), and give it the raised file limit."""
+
+    def setup() -> None:
+        raise_fd_limit()
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+
+    return setup
+
+
+# --- /proc ---------------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """Fields 3 onwards of /proc/PID/stat (the command name, field 2, may
+    contain spaces and parentheses; everything after its last ')' is plain)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    # The command name (field 2) may contain spaces; fields after it are plain.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+    return stat[stat.rindex(")") + 2 :].split()
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of `pid` (VmRSS), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants, root first."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int(_stat_fields(int(entry.name))[1])  # field 4
+            except (OSError, ValueError, IndexError):
+                continue  # exited while we looked
+            children.setdefault(ppid, []).append(int(entry.name))
+    tree, index = [root], 0
+    while index < len(tree):
+        tree.extend(sorted(children.get(tree[index], ())))
+        index += 1
+    return tree
 
 
-class ServerError(RuntimeError):
-    pass
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time consumed so far by all threads of `pids`."""
+    ticks = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Resident set size (VmRSS) of `pids`, added up. Pages shared between a
+    supervisor and its workers count once per process, as `ps` shows them."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+                break
+    return total
+
+
+# --- servers ---------------------------------------------------------------------
 
 
 class Server:
-    """An ASGI server subprocess serving bench/app.py on a free local port.
+    """A server subprocess, started from `command` in bench/ (where app.py
+    is) and ready once it answers an HTTP request on `port`.
 
-    Use as a context manager; the server is stopped (and killed if it does
-    not stop in time) on exit, whatever happened inside.
+    Use as a context manager; the server and every process it started are
+    stopped (killed if they do not stop in time) on exit, whatever happened.
     """
 
     def __init__(
         self,
         name: str,
+        command: list[str],
+        port: int,
         *,
-        http: str = "httptools",
-        loop: str = "uvloop",
-        ws: str | None = None,
-        app: str = "app:app",
-        app_dir: Path = BENCH_DIR,
         cpu: int | None = None,
-        extra_args: tuple[str, ...] = (),
-        python: str = sys.executable,
         startup_timeout: float = 30.0,
     ):
         self.name = name
-        self.port = free_port()
+        self.command = command
+        self.port = port
         self.cpu = cpu
         self.startup_timeout = startup_timeout
-        self.command = [
-            python, "-m", name, app,
-            "--app-dir", str(app_dir),
-            "--host", HOST,
-            "--port", str(self.port),
-            "--http", http,
-            "--loop", loop,
-            *(["--ws", ws] if ws else []),
-            "--no-access-log",
-            "--log-level", "warning",
-            *extra_args,
-        ]  # fmt: skip
         self.process: subprocess.Popen | None = None
-        # Output goes to a file, not a pipe: nobody reads a pipe during the
-        # run, and a full pipe would block the server mid-benchmark.
+        # Output goes to a file, as a user redirecting it would have it, and
+        # not to a pipe: nobody reads a pipe during the run, and a full pipe
+        # would block the server mid-benchmark.
         self._log = tempfile.TemporaryFile()
 
     @property
@@ -124,17 +153,18 @@ class Server:
         assert self.process is not None
         return self.process.pid
 
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}/"
+    def url(self, path: str = "/") -> str:
+        return f"http://{HOST}:{self.port}{path}"
 
     def __enter__(self) -> Server:
         self.process = subprocess.Popen(
             self.command,
+            cwd=BENCH_DIR,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=pinned(self.cpu),
+            preexec_fn=child_setup(self.cpu),
+            start_new_session=True,  # its own process group, to clean up after it
         )
         try:
             self._wait_until_ready()
@@ -166,44 +196,84 @@ class Server:
     def _answers(self) -> bool:
         try:
             with socket.create_connection((HOST, self.port), timeout=1) as sock:
-                sock.sendall(
-                    b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-                )
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                 return sock.recv(16).startswith(b"HTTP/1.1 ")
         except OSError:
             return False
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGINT for a graceful shutdown (as Ctrl+C would), then SIGKILL."""
-        if self.process is None or self.process.poll() is not None:
+        """SIGINT for a graceful shutdown (as Ctrl+C would), then SIGKILL to
+        whatever is left of the process group."""
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGINT)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
         try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the group is already gone: the usual case
+        self.process.wait(timeout)
 
     def output(self, limit: int = 4000) -> str:
         """The tail of what the server printed (for error messages)."""
         self._log.seek(0)
         return self._log.read().decode(errors="replace")[-limit:]
 
-    def cpu_seconds(self) -> float:
-        self._check_alive()
-        return cpu_seconds(self.pid)
+    def processes(self) -> list[int]:
+        """The server's process tree, checking that the server is still up."""
+        self.check_alive()
+        return process_tree(self.pid)
 
-    def rss_bytes(self) -> int:
-        self._check_alive()
-        return rss_bytes(self.pid)
+    def wait_until_idle(self, timeout: float = 30.0, quiet: float = 0.3) -> None:
+        """Wait until the server's processes stay the same and use (almost)
+        no CPU for `quiet` seconds: with several workers, the first one to
+        answer is not the last one to finish starting, and the others'
+        startup must neither land in the measured run nor change the set
+        of processes measured."""
+        deadline = time.monotonic() + timeout
+        pids = self.processes()
+        used = cpu_seconds(pids)
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now_pids = self.processes()
+            now_used = cpu_seconds(now_pids)
+            if now_pids == pids and now_used - used < 0.02:  # two clock ticks
+                return
+            pids, used = now_pids, now_used
+        raise ServerError(f"{self.name} was still busy {timeout:.0f} s after answering")
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
         """A server that died under load must fail the run, not be measured."""
         if self.process is None or self.process.poll() is not None:
             code = None if self.process is None else self.process.returncode
+            raise ServerError(f"{self.name} is not running (exit code {code}):\n{self.output()}")
+
+
+class Meter:
+    """CPU time of a server's processes over a stretch of time: taken with
+    the same set of processes at both ends, which must all still exist (a
+    worker that died or was replaced in between would lose its CPU time)."""
+
+    def __init__(self, server: Server):
+        self.server = server
+        self.pids = server.processes()
+        self.start = cpu_seconds(self.pids)
+
+    def seconds(self) -> float:
+        try:
+            used = cpu_seconds(self.pids) - self.start
+        except OSError:
             raise ServerError(
-                f"{self.name} is not running (exit code {code}):\n{self.output()}"
-            )
+                f"{self.server.name}: a process of the server exited during the run:\n"
+                f"{self.server.output()}"
+            ) from None
+        if self.server.processes() != self.pids:
+            raise ServerError(f"{self.server.name}'s processes changed during the run")
+        return used
 
 
 def run_tool(
@@ -213,56 +283,18 @@ def run_tool(
     try:
         result = subprocess.run(
             command,
+            cwd=BENCH_DIR,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,
-            preexec_fn=pinned(cpu),
+            preexec_fn=child_setup(cpu),
         )
     except subprocess.TimeoutExpired as exc:
-        raise ServerError(
-            f"{command[0]} did not finish within {timeout:.0f} s"
-        ) from exc
+        raise ServerError(f"{command[0]} did not finish within {timeout:.0f} s") from exc
     if result.returncode != 0:
         raise ServerError(
-            f"{' '.join(command)} exited with {result.returncode}:\n"
-            f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            f"{Path(command[0]).name} exited with {result.returncode}: "
+            f"{(result.stderr or result.stdout).strip()[-2000:]}"
         )
     return result
-
-
-# --- shared by the benchmark scripts' command lines and reports ----------------
-
-
-def add_server_arguments(parser) -> None:
-    """The options every benchmark takes to choose and configure the servers."""
-    parser.add_argument(
-        "--servers",
-        default="squall,uvicorn",
-        help="comma-separated server modules, run as `python -m NAME`; "
-        "a name may repeat (default squall,uvicorn)",
-    )
-    parser.add_argument("--http", default="httptools", help="--http of the servers")
-    parser.add_argument("--loop", default="uvloop", help="--loop of the servers")
-
-
-def print_table(
-    title: str, rows: list[dict], labels: list[str], columns: list[tuple[str, str, str]]
-) -> None:
-    """Print `rows` (dicts) as a table: the `labels` keys left-aligned, then
-    `columns` as (title, key, format) right-aligned; a missing value shows as "-"."""
-    widths = [
-        max(len(label), *(len(str(row[label])) for row in rows)) for label in labels
-    ]
-    print(f"\n{title}")
-    head = "  ".join(f"{label:<{width}}" for label, width in zip(labels, widths))
-    print(head + "".join(f"{name:>13}" for name, _, _ in columns))
-    for row in rows:
-        left = "  ".join(
-            f"{row[label]!s:<{width}}" for label, width in zip(labels, widths)
-        )
-        cells = (
-            "-" if row.get(key) is None else fmt.format(row[key])
-            for _, key, fmt in columns
-        )
-        print(left + "".join(f"{cell:>13}" for cell in cells))

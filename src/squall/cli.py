@@ -93,6 +93,7 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--http2-initial-window-size", type=int, default=256 * 1024, show_default=True, help="HTTP/2 request body bytes buffered per stream before the client must wait.")
 @click.option("--http2-max-frame-size", type=int, default=16384, show_default=True, help="Largest HTTP/2 frame payload accepted, in bytes.")
 @click.option("--http2-max-header-list-size", type=int, default=64 * 1024, show_default=True, help="Largest HTTP/2 request header list accepted, in bytes (RFC 9113 size).")
+@click.option("--http2-impl", type=click.Choice(["squall", "h2"]), default="squall", show_default=True, help="HTTP/2 wire layer: Squall's own, or the h2 library's.")
 @click.option("--factory", is_flag=True, default=False, help="APP is a factory: call it with no arguments to get the app.")
 def main(app: str, **options: Any) -> None:
     """Serve the ASGI app APP, given as "module:attribute" (e.g. main:app)."""

@@ -51,6 +51,10 @@ WS_PROTOCOLS: dict[str, str | None] = {
     "websockets-sansio": "squall.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol",
     "wsproto": "squall.protocols.websockets.wsproto_impl:WSProtocol",
 }
+HTTP2_WIRES: dict[str, str] = {
+    "squall": "squall.protocols.http2.frames:SquallWire",
+    "h2": "squall.protocols.http2.h2_wire:H2LibWire",
+}
 LIFESPAN: dict[str, str] = {
     "auto": "squall.lifespan:LifespanOn",
     "on": "squall.lifespan:LifespanOn",
@@ -200,6 +204,7 @@ class Config:
         http2_initial_window_size: int = 256 * 1024,
         http2_max_frame_size: int = 16384,
         http2_max_header_list_size: int = 64 * 1024,
+        http2_impl: Literal["squall", "h2"] = "squall",
     ) -> None:
         self.app = app
         self.host = host
@@ -259,6 +264,8 @@ class Config:
         self.http2_initial_window_size = http2_initial_window_size
         self.http2_max_frame_size = http2_max_frame_size
         self.http2_max_header_list_size = http2_max_header_list_size
+        # The HTTP/2 wire layer: Squall's own, or the h2 library's (the reference).
+        self.http2_impl = http2_impl
 
         self.loaded = False
         self.ssl: ssl.SSLContext | None = None
@@ -490,11 +497,12 @@ class Config:
                 raise ConfigError("--http2 was asked for, but the h2 package is not installed: pip install 'squall[standard]'")
         if available:
             from squall.protocols.http2.connection import H2Connection
-            from squall.protocols.http2.h2_wire import H2LibWire
             from squall.protocols.http2.wire import H2Settings
 
+            if self.http2_impl not in HTTP2_WIRES:
+                raise ConfigError(f"--http2-impl must be one of {', '.join(HTTP2_WIRES)}, not {self.http2_impl!r}")
             self.h2_protocol_class = H2Connection
-            self.h2_wire_class = H2LibWire
+            self.h2_wire_class = _load_attr(HTTP2_WIRES[self.http2_impl])
             self.h2_settings = H2Settings(
                 max_concurrent_streams=self.http2_max_concurrent_streams,
                 initial_window_size=self.http2_initial_window_size,

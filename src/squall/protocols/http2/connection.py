@@ -37,7 +37,7 @@ from squall.protocols.http.connection import Connection
 from squall.protocols.http.flow_control import PAUSE_BACKLOG
 from squall.protocols.http.h1_request import BadRequest, RequestHead, split_target
 from squall.protocols.http.stream import DONE, START, ASGIStream
-from squall.protocols.http2.request import MalformedRequest, parse_request, response_headers
+from squall.protocols.http2.request import H2Request, response_headers
 from squall.protocols.http2.wire import (
     CANCEL,
     ENHANCE_YOUR_CALM,
@@ -264,7 +264,7 @@ class H2Connection(Connection, H2Events):
 
     # -- wire events -----------------------------------------------------------------------
 
-    def on_request(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+    def on_request(self, stream_id: int, request: H2Request) -> None:
         if self.closing:
             return  # read with the frames that ended the connection (a reset flood): nothing more starts
         if self.going_away:
@@ -276,21 +276,25 @@ class H2Connection(Connection, H2Events):
             self.wire.reset_stream(stream_id, REFUSED_STREAM)
             self._spend_reset_token()
             return
+        if request.method == b"CONNECT":
+            self._connect(stream_id, request)
+            return
         try:
-            request = parse_request(headers)
-            if request.protocol is not None or request.method == b"CONNECT":
-                raise MalformedRequest("CONNECT is not served.")
             path, raw_path, query = split_target(request.path, self.root_path)
-        except (MalformedRequest, BadRequest) as exc:
+        except BadRequest as exc:
             logger.debug("Malformed HTTP/2 request on stream %d: %s", stream_id, exc)
             self.wire.reset_stream(stream_id, PROTOCOL_ERROR)
             self._spend_reset_token()
             return
         method = request.method.decode("ascii", "replace")
-        scope = self.base_scope(method, "2", path, raw_path, query, request.headers)
+        scope = self.base_scope(method, "2", path, raw_path, query, list(request.headers))
         stream = ASGIStream(scope, self, more_body=True, stream_id=stream_id)
         stream.trailers_allowed = request.te_trailers
         self._start(stream, self.loop.time())
+
+    def _connect(self, stream_id: int, request: H2Request) -> None:
+        """CONNECT: tunnels are not served (WebSockets over HTTP/2 come with extended CONNECT)."""
+        self.wire.send_headers(stream_id, [(b":status", b"501"), (b"content-length", b"0")], True)
 
     def _start(self, stream: ASGIStream, now: float) -> None:
         rec = H2StreamState()

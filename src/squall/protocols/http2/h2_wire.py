@@ -35,7 +35,8 @@ import h2.settings
 import hpack
 from hyperframe.frame import GoAwayFrame
 
-from squall.protocols.http2.wire import FRAME_SIZE_ERROR, NO_ERROR, H2Events, H2Settings, WireError
+from squall.protocols.http2.request import MalformedRequest, parse_request
+from squall.protocols.http2.wire import FRAME_SIZE_ERROR, NO_ERROR, PROTOCOL_ERROR, H2Events, H2Settings, WireError
 
 PREFACE_SIZE = 24  # b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", which every connection starts with
 FRAME_HEADER_SIZE = 9
@@ -169,7 +170,13 @@ class H2LibWire:
         for event in events:
             kind = type(event)
             if kind is h2.events.RequestReceived:
-                handler.on_request(event.stream_id, event.headers)  # type: ignore[attr-defined]
+                try:
+                    request = parse_request(event.headers)  # type: ignore[attr-defined]
+                except MalformedRequest:
+                    self.reset_stream(event.stream_id, PROTOCOL_ERROR)  # type: ignore[attr-defined]
+                    handler.on_reset(event.stream_id, PROTOCOL_ERROR, False)  # type: ignore[attr-defined]
+                    continue
+                handler.on_request(event.stream_id, request)  # type: ignore[attr-defined]
             elif kind is h2.events.DataReceived:
                 handler.on_data(event.stream_id, event.data, event.flow_controlled_length)  # type: ignore[attr-defined]
             elif kind is h2.events.StreamEnded:

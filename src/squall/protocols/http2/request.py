@@ -11,13 +11,18 @@ fields (8.2.2) have no meaning in HTTP/2: they are dropped.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from squall.protocols.http.response import check_header
 
-REQUIRED_PSEUDO = (b":method", b":scheme", b":path")
 # RFC 9113 8.2.2.
 CONNECTION_SPECIFIC = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"))
+_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path", b":protocol"))
+# A lowercase field name (RFC 9113 8.2.1, RFC 9110 5.1).
+_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+# A field value: no NUL, CR or LF anywhere, no whitespace at either end (RFC 9113 8.2.1).
+_BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
 
 
 class MalformedRequest(Exception):
@@ -25,6 +30,8 @@ class MalformedRequest(Exception):
 
 
 class H2Request:
+    """A validated request head.  `headers` is the scope's list: copy it per request."""
+
     __slots__ = ("method", "scheme", "authority", "path", "protocol", "headers", "content_length", "te_trailers")
 
     def __init__(self) -> None:
@@ -39,12 +46,21 @@ class H2Request:
 
 
 def parse_request(fields: list[tuple[bytes, bytes]]) -> H2Request:
-    """Split a request's field list; raise MalformedRequest for what the wire layer let through."""
+    """Validate a request's field list (RFC 9113 8.2, 8.3) and split it; MalformedRequest if it is not one."""
     request = H2Request()
     headers: list[tuple[bytes, bytes]] = []
     cookies: list[bytes] = []
+    pseudo: set[bytes] = set()
+    regular = False
     for name, value in fields:
+        if _BAD_VALUE.search(value) is not None:
+            raise MalformedRequest(f"Invalid value in field {name[:40]!r}.")
         if name[:1] == b":":
+            if regular:
+                raise MalformedRequest("A pseudo-header field after a regular one.")
+            if name not in _PSEUDO or name in pseudo:
+                raise MalformedRequest(f"Unknown or repeated pseudo-header field {name[:40]!r}.")
+            pseudo.add(name)
             if name == b":method":
                 request.method = value
             elif name == b":path":
@@ -53,25 +69,38 @@ def parse_request(fields: list[tuple[bytes, bytes]]) -> H2Request:
                 request.scheme = value
             elif name == b":authority":
                 request.authority = value
-            elif name == b":protocol":
+            else:
                 request.protocol = value
             continue
+        regular = True
+        if _NAME.fullmatch(name) is None:
+            raise MalformedRequest(f"Invalid field name {name[:40]!r}.")
+        if name in CONNECTION_SPECIFIC:
+            raise MalformedRequest(f"Connection-specific field {name!r}.")
         if name == b"cookie":
             cookies.append(value)
-        elif name == b"host":
+            continue
+        if name == b"host":
             if request.authority is None:
                 request.authority = value
-        else:
-            if name == b"content-length":
-                if not value.isdigit() or request.content_length is not None:
-                    raise MalformedRequest("Invalid or repeated content-length.")
-                request.content_length = int(value)
-            elif name == b"te":
-                request.te_trailers = value.strip().lower() == b"trailers"
-            headers.append((name, value))
-    if request.method == b"CONNECT" and request.protocol is None:
-        if request.authority is None:
-            raise MalformedRequest("A CONNECT request without :authority.")
+            continue
+        if name == b"content-length":
+            if not value.isdigit() or request.content_length is not None:
+                raise MalformedRequest("Invalid or repeated content-length.")
+            request.content_length = int(value)
+        elif name == b"te":
+            if value != b"trailers":
+                raise MalformedRequest("TE other than 'trailers'.")
+            request.te_trailers = True
+        headers.append((name, value))
+    if request.method == b"CONNECT":
+        if request.protocol is None:
+            if request.scheme or request.path or request.authority is None:
+                raise MalformedRequest("A CONNECT request needs :authority and no :scheme or :path.")
+        elif not request.scheme or not request.path or request.authority is None:
+            raise MalformedRequest("An extended CONNECT request needs :scheme, :path and :authority.")
+    elif request.protocol is not None:
+        raise MalformedRequest(":protocol in a request other than CONNECT.")
     elif not request.method or not request.scheme or not request.path:
         raise MalformedRequest("A request without :method, :scheme or :path.")
     if cookies:

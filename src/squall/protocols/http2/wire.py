@@ -10,6 +10,10 @@ are its business; everything about ASGI is the connection's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from squall.protocols.http2.request import H2Request
 
 # RFC 9113 section 7.
 NO_ERROR = 0x0
@@ -46,8 +50,8 @@ class H2Settings:
 class H2Events:
     """What a wire layer reports; the connection implements it."""
 
-    def on_request(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
-        """A request head (pseudo-headers first, as received)."""
+    def on_request(self, stream_id: int, request: H2Request) -> None:
+        """A valid request head; a malformed one was reset by the wire (and reported with `on_reset`)."""
 
     def on_data(self, stream_id: int, data: bytes, flow_controlled_length: int) -> None:
         """Request body bytes; the window reopens only as `ack_data` is called."""

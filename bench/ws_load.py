@@ -1,22 +1,17 @@
-"""WebSocket echo benchmark: Squall against Uvicorn on bench/app.py's /ws.
+"""The WebSocket echo load generator, run by the benchmark as its own
+process (pinned to the load generator's CPU):
 
-For each round, each `--ws` implementation and each server (interleaved:
-squall, uvicorn, squall, ...):
+    python bench/ws_load.py --port PORT --server-pids 123,124 --connections 64 \
+        --messages 50000 --warmup 5000 --size 32 --deadline 300
 
-1. start `python -m <server> app:app --app-dir bench --ws IMPL ...` on a free
-   port of 127.0.0.1, pinned to one CPU (the load generator gets another);
-2. run the load generator, this same script in `loadgen` mode, as its own
-   process: it opens `--connections` WebSockets, warms the server up with an
-   untimed batch of messages, then sends a fixed total of `--messages` small
-   text messages, one at a time per connection, each sent as soon as the
-   previous echo came back;
-3. the load generator reads the server's user+sys CPU time from /proc just
-   before the first measured message and just after the last echo (so the
-   handshakes, the warm-up and the closing handshakes are not counted), and
-   its RSS while the connections are still open;
-4. the server is stopped.
-
-    python bench/ws_bench.py --ws all --rounds 5 --messages 100000 --json out.json
+It opens `--connections` WebSockets to /ws, warms the server up with an
+untimed batch of messages, then sends a fixed total of `--messages` text
+messages, one at a time per connection, each as soon as the previous echo
+came back, and checks every echo byte for byte. It reads the server's
+user+sys CPU time from /proc just before the first measured message and
+just after the last echo (so handshakes, warm-up and closing handshakes are
+not counted), and its RSS while the connections are still open. It prints
+one JSON object.
 """
 
 from __future__ import annotations
@@ -27,45 +22,12 @@ import base64
 import hashlib
 import json
 import os
-import platform
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass
-from statistics import median
 
-from _harness import (
-    HOST,
-    Server,
-    ServerError,
-    cpu_seconds,
-    pinning_cpus,
-    rss_bytes,
-    run_tool,
-    add_server_arguments,
-    print_table,
-)
-from http_bench import cpu_model
-
-WS_IMPLS = ("websockets", "websockets-sansio", "wsproto")
-
-
-@dataclass
-class Result:
-    ws: str
-    server: str
-    messages: int  # echoes received in the measured run
-    seconds: float  # duration of the measured run
-    messages_per_second: float
-    cpu_us_per_message: float  # server user+sys CPU time / messages
-    p50_ms: float  # round-trip time of one message, send to echo
-    p99_ms: float
-    rss_mib: float  # server RSS after the measured run, connections open
-    server_cpu_percent: (
-        float  # server CPU time / wall time: ~100 if it is the bottleneck
-    )
-    load_cpu_percent: float  # the same for the load generator: must stay well below 100
-
+from _harness import HOST, cpu_seconds, rss_bytes
+from loads import percentile
 
 # --- load generator ------------------------------------------------------------
 #
@@ -144,9 +106,7 @@ class Run:
         self.in_flight = 0
         self.done: asyncio.Future[None] | None = None
         self.round_trips: list[int] | None = None  # ns; None while warming up
-        self.error: BaseException | None = (
-            None  # the first failure, even between phases
-        )
+        self.error: BaseException | None = None  # the first failure, even between phases
 
     def start_phase(
         self, messages: int, connections: list[EchoClient], record: bool
@@ -228,9 +188,7 @@ class EchoClient(asyncio.Protocol):
         """Start the closing handshake (code 1000); the future resolves when
         the server's close frame has arrived (or the connection is lost)."""
         self.closing = True
-        self.transport.write(
-            client_frame(_OP_CLOSE, (1000).to_bytes(2, "big"), self.run.pong_mask)
-        )
+        self.transport.write(client_frame(_OP_CLOSE, (1000).to_bytes(2, "big"), self.run.pong_mask))
         return self.closed
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -268,9 +226,7 @@ class EchoClient(asyncio.Protocol):
             for opcode, payload in frames:
                 if opcode == _OP_CLOSE:
                     if not self.closing:
-                        raise LoadError(
-                            f"the server closed the connection: {payload!r}"
-                        )
+                        raise LoadError(f"the server closed the connection: {payload!r}")
                     self.closed.set_result(None)
                     self.transport.close()
                 elif opcode == _OP_PING:  # the server's keepalive
@@ -280,9 +236,7 @@ class EchoClient(asyncio.Protocol):
                 elif server_frame(opcode, payload) == run.echo:
                     self._echoed()
                 else:
-                    raise LoadError(
-                        f"unexpected frame: opcode {opcode}, {payload[:60]!r}"
-                    )
+                    raise LoadError(f"unexpected frame: opcode {opcode}, {payload[:60]!r}")
         except LoadError as exc:
             run.fail(exc)
             self.transport.close()
@@ -330,7 +284,7 @@ async def load(options: argparse.Namespace) -> dict:
         )
 
         cpu_before, load_cpu_before = (
-            cpu_seconds(options.server_pid),
+            cpu_seconds(options.server_pids),
             time.process_time(),
         )
         started = time.perf_counter()
@@ -338,15 +292,13 @@ async def load(options: argparse.Namespace) -> dict:
             run.start_phase(options.messages, clients, record=True), options.deadline
         )
         seconds = time.perf_counter() - started
-        cpu_used = cpu_seconds(options.server_pid) - cpu_before
+        cpu_used = cpu_seconds(options.server_pids) - cpu_before
         load_cpu = time.process_time() - load_cpu_before
-        rss = rss_bytes(options.server_pid)
+        rss = rss_bytes(options.server_pids)
     finally:
-        # A clean closing handshake, so that neither server logs an abnormal
+        # A clean closing handshake, so that no server logs an abnormal
         # closure; bounded, since after a failure a server may not answer.
-        closing = [
-            client.close() for client in clients if not client.transport.is_closing()
-        ]
+        closing = [client.close() for client in clients if not client.transport.is_closing()]
         if closing:
             await asyncio.wait(closing, timeout=5)
         for client in clients:
@@ -359,23 +311,27 @@ async def load(options: argparse.Namespace) -> dict:
         "seconds": seconds,
         "server_cpu_seconds": cpu_used,
         "load_cpu_seconds": load_cpu,
-        "p50_ms": round_trips[count // 2] / 1e6,
-        "p99_ms": round_trips[min(count - 1, count * 99 // 100)] / 1e6,
+        "p50_ms": percentile(round_trips, 0.50) / 1e6,
+        "p99_ms": percentile(round_trips, 0.99) / 1e6,
         "rss_bytes": rss,
     }
 
 
-def loadgen_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="ws_bench.py loadgen")
+def _pids(text: str) -> list[int]:
+    return [int(pid) for pid in text.split(",")]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--server-pid", type=int, required=True)
+    parser.add_argument(
+        "--server-pids", type=_pids, required=True, help="the server's processes, a,b,c"
+    )
     parser.add_argument("--connections", type=int, required=True)
     parser.add_argument("--messages", type=int, required=True)
     parser.add_argument("--warmup", type=int, required=True)
     parser.add_argument("--size", type=int, required=True)
-    parser.add_argument(
-        "--deadline", type=float, required=True, help="limit of the measured run"
-    )
+    parser.add_argument("--deadline", type=float, required=True, help="limit of the measured run")
     parser.add_argument(
         "--stall", type=float, default=30.0, help="limit of connecting and warming up"
     )
@@ -397,229 +353,5 @@ def loadgen_main(argv: list[str]) -> int:
     return 0
 
 
-# --- one measurement -------------------------------------------------------------
-
-
-def measure(ws: str, label: str, module: str, args: argparse.Namespace, cpus) -> Result:
-    server_cpu, load_cpu = cpus if cpus else (None, None)
-    command = [
-        sys.executable, os.path.abspath(__file__), "loadgen",
-        "--connections", str(args.connections),
-        "--messages", str(args.messages),
-        "--warmup", str(args.warmup),
-        "--size", str(args.size),
-        "--deadline", str(args.timeout),
-    ]  # fmt: skip
-    with Server(
-        module, http=args.http, loop=args.loop, ws=ws, cpu=server_cpu
-    ) as server:
-        try:
-            output = run_tool(
-                [*command, "--port", str(server.port), "--server-pid", str(server.pid)],
-                cpu=load_cpu,
-                timeout=args.timeout + 60,  # the load generator's own limits come first
-            ).stdout
-            server.cpu_seconds()  # raises if the server died in the meantime
-        except ServerError as exc:
-            raise ServerError(
-                f"{label} --ws {ws}: {exc}\n{label}'s output:\n{server.output()}"
-            ) from None
-    run = json.loads(output)
-    messages, seconds = run["messages"], run["seconds"]
-    return Result(
-        ws=ws,
-        server=label,
-        messages=messages,
-        seconds=seconds,
-        messages_per_second=messages / seconds,
-        cpu_us_per_message=run["server_cpu_seconds"] / messages * 1e6,
-        p50_ms=run["p50_ms"],
-        p99_ms=run["p99_ms"],
-        rss_mib=run["rss_bytes"] / 2**20,
-        server_cpu_percent=run["server_cpu_seconds"] / seconds * 100,
-        load_cpu_percent=run["load_cpu_seconds"] / seconds * 100,
-    )
-
-
-# --- reporting -------------------------------------------------------------------
-
-COLUMNS = [
-    # (title, Result attribute, format)
-    ("msg/s", "messages_per_second", "{:,.0f}"),
-    ("CPU µs/msg", "cpu_us_per_message", "{:.1f}"),
-    ("p99 ms", "p99_ms", "{:.2f}"),
-    ("RSS MiB", "rss_mib", "{:.1f}"),
-    ("server CPU%", "server_cpu_percent", "{:.0f}"),
-    ("load CPU%", "load_cpu_percent", "{:.0f}"),
-]
-
-
-def summarise(results: list[Result]) -> list[dict]:
-    """Per (implementation, server), the median of every column over the rounds."""
-    keys = list(dict.fromkeys((r.ws, r.server) for r in results))  # first-seen order
-    summary = []
-    for ws, server in keys:
-        mine = [r for r in results if (r.ws, r.server) == (ws, server)]
-        row = {"ws": ws, "server": server, "rounds": len(mine)}
-        for _, key, _ in COLUMNS:
-            row[key] = median(getattr(r, key) for r in mine)
-        row["p50_ms"] = median(r.p50_ms for r in mine)
-        summary.append(row)
-    return summary
-
-
-# --- main ----------------------------------------------------------------------
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--ws",
-        choices=(*WS_IMPLS, "all"),
-        default="all",
-        help="--ws implementation of both servers; all: each in turn (default all)",
-    )
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="interleaved rounds (default 5)"
-    )
-    parser.add_argument(
-        "--messages",
-        type=int,
-        default=100_000,
-        help="echoed messages per measured run, over all connections (default 100000)",
-    )
-    parser.add_argument(
-        "--connections", type=int, default=50, help="concurrent WebSockets (default 50)"
-    )
-    parser.add_argument(
-        "--warmup",
-        type=int,
-        default=10_000,
-        help="untimed warm-up messages before each measured run (default 10000)",
-    )
-    parser.add_argument(
-        "--size",
-        type=int,
-        default=32,
-        help="bytes of text in each message (default 32)",
-    )
-    add_server_arguments(parser)
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=300.0,
-        help="limit for any one measured run, in seconds (default 300)",
-    )
-    parser.add_argument("--json", metavar="FILE", help="also write all results to FILE")
-    args = parser.parse_args(argv)
-    if (
-        min(args.rounds, args.messages, args.connections, args.size) < 1
-        or args.warmup < 0
-    ):
-        parser.error("--rounds, --messages, --connections and --size must be positive")
-    return args
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    impls = list(WS_IMPLS) if args.ws == "all" else [args.ws]
-    modules = [name.strip() for name in args.servers.split(",") if name.strip()]
-    if not modules:
-        sys.exit("--servers names no server")
-    labels = [
-        name
-        if modules[:i].count(name) == 0
-        else f"{name}#{modules[:i].count(name) + 1}"
-        for i, name in enumerate(modules)
-    ]
-    cpus = pinning_cpus()
-
-    pinning = (
-        f"server on CPU {cpus[0]}, load on CPU {cpus[1]}" if cpus else "not pinned"
-    )
-    print(f"python {platform.python_version()} ({sys.executable})")
-    print(f"cpu: {cpu_model()}, {os.cpu_count()} CPUs, {pinning}")
-    print(
-        f"load: {args.messages:,} echoed messages of {args.size} bytes over "
-        f"{args.connections} connections (after {args.warmup:,} untimed)"
-    )
-    print(f"servers: --http {args.http} --loop {args.loop} --ws {', '.join(impls)}")
-
-    results: list[Result] = []
-    started = time.monotonic()
-    for number in range(1, args.rounds + 1):
-        # Every implementation in every round, so that a slow spell of the
-        # machine does not land on one implementation only.
-        round_results = [
-            measure(ws, label, module, args, cpus)
-            for ws in impls
-            for label, module in zip(labels, modules, strict=True)
-        ]
-        results += round_results
-        print_table(
-            f"Round {number}/{args.rounds}",
-            [asdict(r) for r in round_results],
-            ["ws", "server"],
-            COLUMNS,
-        )
-
-    summary = summarise(results)
-    print_table(
-        f"Medians over {args.rounds} rounds", summary, ["ws", "server"], COLUMNS
-    )
-
-    ratios = {}
-    if len(labels) >= 2:
-        # The first server against the second: squall/uvicorn by default.
-        name = f"{labels[0]}/{labels[1]}"
-        print()
-        for ws in impls:
-            a, b = (
-                next(
-                    row for row in summary if row["ws"] == ws and row["server"] == label
-                )
-                for label in labels[:2]
-            )
-            ratios[ws] = {
-                "name": name,
-                "cpu_us_per_message": a["cpu_us_per_message"] / b["cpu_us_per_message"],
-                "messages_per_second": a["messages_per_second"]
-                / b["messages_per_second"],
-            }
-            print(
-                f"--ws {ws}: {name} CPU µs/message x{ratios[ws]['cpu_us_per_message']:.2f} "
-                f"(lower is better), msg/s x{ratios[ws]['messages_per_second']:.2f} (higher is better)"
-            )
-    print(f"\nfinished in {time.monotonic() - started:.0f} s")
-
-    if args.json:
-        report = {
-            "settings": vars(args),
-            "environment": {
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "cpu": cpu_model(),
-                "cpu_count": os.cpu_count(),
-                "pinned": {"server": cpus[0], "load_generator": cpus[1]}
-                if cpus
-                else None,
-            },
-            "results": [asdict(r) for r in results],
-            "medians": summary,
-            "ratios": ratios,
-        }
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as out:
-            json.dump(report, out, indent=2)
-            out.write("\n")
-        print(f"results written to {args.json}")
-    return 0
-
-
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["loadgen"]:
-        sys.exit(loadgen_main(sys.argv[2:]))
-    try:
-        sys.exit(main())
-    except ServerError as exc:
-        sys.exit(f"error: {exc}")
+    sys.exit(main(sys.argv[1:]))
