@@ -1,9 +1,11 @@
 """Fixtures of the HTTP/2 tests.
 
-`h2_serve` starts an in-process server under each event loop; HTTP/2 does
-not go through the HTTP/1.1 parser once the connection is handed over, so
-only the tests of the handover itself (prior-knowledge sniffing, h2c
-upgrade, ALPN) also run under each `--http` implementation, with `serve`.
+`h2_serve` starts an in-process server under each event loop with
+Squall's HTTP/2 wire layer, and under one loop with the h2 library's.
+HTTP/2 does not go through the HTTP/1.1 parser once the connection is
+handed over, so only the tests of the handover itself (prior-knowledge
+sniffing, h2c upgrade, ALPN) also run under each `--http` implementation,
+with `serve`.
 `ca` and `tls_files` are a trustme CA and its certificate for 127.0.0.1
 (`h2_client.client_ssl` makes a client context trusting it).
 """
@@ -16,15 +18,23 @@ from typing import Any
 
 import pytest
 import trustme
+from h2_apps import H2_VARIANTS
 from support import RunningServer, running_server
 
 
+@pytest.fixture(params=H2_VARIANTS, ids=["-".join(variant) for variant in H2_VARIANTS])
+def h2_variant(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param
+
+
 @pytest.fixture
-def h2_serve(loop_impl: str) -> Callable[..., contextlib.AbstractContextManager[RunningServer]]:
-    """`with h2_serve(app, **options) as server:` under each event loop."""
+def h2_serve(h2_variant: tuple[str, str]) -> Callable[..., contextlib.AbstractContextManager[RunningServer]]:
+    """`with h2_serve(app, **options) as server:` under each (loop, wire layer) pair."""
+    loop, wire = h2_variant
 
     def start(app: Any, **options: Any) -> contextlib.AbstractContextManager[RunningServer]:
-        options.setdefault("loop", loop_impl)
+        options.setdefault("loop", loop)
+        options.setdefault("http2_impl", wire)
         return running_server(app, **options)
 
     return start

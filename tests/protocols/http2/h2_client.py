@@ -382,6 +382,7 @@ class FrameClient:
         # The server reset the connection (a close with our data unread does that).
         self.reset_by_peer = False
         self._buffer = b""
+        self._unsent = b""
         self._block = b""
 
     @classmethod
@@ -428,6 +429,20 @@ class FrameClient:
     def send(self, *items: Frame | bytes) -> None:
         data = b"".join(item if isinstance(item, bytes) else item.serialize() for item in items)
         self.sock.sendall(data)
+
+    def flood(self, data: bytes, timeout: float) -> int:
+        """Send what the socket takes of `data` within `timeout`; the rest goes first next time.
+
+        For floods: the bytes sent (0 if the socket stayed full), and frames are
+        never cut short as a timed-out `sendall` would cut them.
+        """
+        if not self._unsent:
+            self._unsent = data
+        if not select.select([], [self.sock], [], timeout)[1]:
+            return 0
+        sent = self.sock.send(self._unsent)
+        self._unsent = self._unsent[sent:]
+        return sent
 
     def try_send(self, *items: Frame | bytes) -> bool:
         """Send unless the server has closed the connection; whether it was sent (what it sent before may still be read)."""

@@ -328,27 +328,31 @@ def test_client_reset_while_the_app_waits_for_the_window(h2_serve: Any) -> None:
 
 def test_graceful_shutdown_finishes_streams_in_flight(h2_serve: Any) -> None:
     release = threading.Event()
+    started: list[str] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started.append(scope["path"])
         await wait_event(release)
         await respond(send, b"finished")
 
     with h2_serve(app) as server, FrameClient.connect(server.port) as client:
-        client.request(1)
-        client.request(3)
+        client.request(1, "/1")
+        client.request(3, "/3")
         wait_until(lambda: len(server.server.server_state.tasks) == 2, what="two running apps")
         server.server.should_exit = True
         goaway = client.wait_goaway()
         assert (goaway.error_code, goaway.last_stream_id) == (NO_ERROR, 3)
-        # A stream opened after the GOAWAY is refused; those before it finish.
-        client.request(5)
-        assert client.response(5).reset == REFUSED_STREAM
+        # A stream opened after the GOAWAY is not served: refused, or ignored (RFC 9113 6.8: the
+        # GOAWAY's last stream id tells the client it was not processed).  Those before it finish.
+        client.request(5, "/late")
         release.set()
         assert client.response(1).body == b"finished"
         assert client.response(3).body == b"finished"
         client.wait_closed()
         server.thread.join(5)
         assert not server.thread.is_alive()
+    assert sorted(started) == ["/1", "/3"]
+    assert [(type(frame).__name__, frame.error_code) for frame in client.stream_frames(5)] in ([], [("RstStreamFrame", REFUSED_STREAM)])
 
 
 def test_graceful_shutdown_timeout(h2_serve: Any) -> None:
