@@ -178,6 +178,7 @@ class H2Client:
     @classmethod
     def connect(cls, port: int, *, ssl_context: ssl.SSLContext | None = None, timeout: float = DEADLINE, **options: Any) -> H2Client:
         sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl_context is not None:
             sock = ssl_context.wrap_socket(sock, server_hostname="127.0.0.1")
         return cls(sock, **options)
@@ -397,7 +398,9 @@ class FrameClient:
         **options: Any,
     ) -> FrameClient:
         """Connect and, with `preface`, send the preface, SETTINGS, and a connection WINDOW_UPDATE up to `window`."""
-        client = cls(socket.create_connection(("127.0.0.1", port), timeout=timeout), **options)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay between a test's small writes
+        client = cls(sock, **options)
         if preface:
             own = {SettingsFrame.INITIAL_WINDOW_SIZE: window, SettingsFrame.ENABLE_PUSH: 0}
             own.update(settings or {})

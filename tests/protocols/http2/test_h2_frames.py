@@ -203,7 +203,7 @@ def test_flood_without_reading_stops_reading_then_closes(h2_serve: Any, kind: st
     """The answers back up: the server stops reading, holds a bounded amount, and closes after --timeout-write."""
     one = PingFrame(0, opaque_data=b"12345678") if kind == "PING" else SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 65535})
     batch = one.serialize() * 500
-    with h2_serve(app, timeout_write=1.0) as server:
+    with h2_serve(app, timeout_write=0.5) as server:
         sock = socket.socket()
         # Small buffers on both sides, so that the answers back up within a few KB.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -309,7 +309,7 @@ def test_rapid_reset(target: Target) -> None:
     """CVE-2023-44487: open a stream and cancel it at once, again and again."""
 
     def frames(client: FrameClient, stream_id: int) -> list[Any]:
-        return [client.headers(stream_id, request_headers("GET", "/stubborn?1.5")), RstStreamFrame(stream_id, error_code=CANCEL)]
+        return [client.headers(stream_id, request_headers("GET", "/stubborn?0.8")), RstStreamFrame(stream_id, error_code=CANCEL)]
 
     target.stats()  # (a connection, so that /stats/reset below is not the first of anything)
     with H2Client.connect(target.port) as client:
@@ -323,12 +323,12 @@ def test_rapid_reset(target: Target) -> None:
 MADE_YOU_RESET = {
     # DATA on a stream the client already ended: the server must reset it (STREAM_CLOSED).
     "data after END_STREAM": lambda client, stream_id: [
-        client.headers(stream_id, request_headers("GET", "/stubborn?1.5")),
+        client.headers(stream_id, request_headers("GET", "/stubborn?0.8")),
         DataFrame(stream_id, data=b"x", flags=["END_STREAM"]),
     ],
     # More DATA than the stream's window lets the client send: FLOW_CONTROL_ERROR on the stream.
     "window overflow": lambda client, stream_id: [
-        client.headers(stream_id, request_headers("POST", "/stubborn?1.5"), end_stream=False),
+        client.headers(stream_id, request_headers("POST", "/stubborn?0.8"), end_stream=False),
         *[DataFrame(stream_id, data=b"x" * 16384) for _ in range(17)],
     ],
 }
@@ -363,7 +363,7 @@ def test_control_frame_flood(target: Target, kind: str) -> None:
     def attack() -> int:
         sent = 0
         with FrameClient.connect(target.port, ack_settings=False) as client:
-            deadline = Deadline(2.0)
+            deadline = Deadline(1.0)
             while sent < ATTACK_BYTES and deadline:
                 sent += client.flood(batch, 0.2)
         return sent
