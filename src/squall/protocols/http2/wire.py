@@ -44,7 +44,9 @@ class H2Settings:
     connection_window_size: int = 1024 * 1024
     max_frame_size: int = 16384
     max_header_list_size: int = 65536
-    enable_connect_protocol: bool = True
+    # RFC 8441 extended CONNECT (WebSockets over HTTP/2): announced only once it is served.  A
+    # browser told it may use it does, and does not fall back to HTTP/1.1 when it is refused.
+    enable_connect_protocol: bool = False
 
 
 class H2Events:
