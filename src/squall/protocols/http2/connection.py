@@ -228,6 +228,8 @@ class H2Connection(Connection, H2Events):
 
     def check_timeouts(self, now: float) -> None:
         config = self.config
+        if self.close_stalls(now):
+            return
         if not self.streams and not self.going_away:
             if now - self.idle_since >= config.timeout_keep_alive:
                 self.wire.goaway(NO_ERROR, self.last_stream_id)
