@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
 from typing import Any
 
 import pytest
@@ -137,3 +138,20 @@ def test_alpn_without_http2(serve: Any, ca: trustme.CA, tls_files: dict[str, str
         with tls_connect(server.port, ca, ["h2", "http/1.1"]) as sock:
             assert sock.selected_alpn_protocol() == "http/1.1"
             assert http11_scope(sock)["http_version"] == "1.1"
+
+
+def test_shutdown_does_not_wait_for_an_idle_http11_tls_connection(serve: Any, ca: trustme.CA, tls_files: dict[str, str]) -> None:
+    """ALPN http/1.1, one request answered, then a client that neither sends nor reads (a browser's pooled socket).
+
+    Closing a TLS connection waits for the peer's close_notify, which such a
+    client never sends: the server must not wait for it for long (test_h2_streams.py has the HTTP/2 case).
+    """
+    with serve(app, ssl_certfile=tls_files["cert"], ssl_keyfile=tls_files["key"]) as server:
+        with tls_connect(server.port, ca, ["http/1.1"]) as sock:
+            sock.sendall(b"GET /scope HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            started = time.monotonic()
+            server.server.should_exit = True
+            server.thread.join(10)
+            assert not server.thread.is_alive()
+            assert time.monotonic() - started < 4

@@ -6,6 +6,7 @@ resets from the client, graceful shutdown, trailers and early hints.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from h2_client import (
     GoAwayFrame,
     H2Client,
     HeadersFrame,
+    client_ssl,
 )
 from support import RunningServer, wait_until
 
@@ -373,6 +375,28 @@ def test_graceful_shutdown_timeout(h2_serve: Any) -> None:
         client.wait_closed(timeout=5)
         server.thread.join(5)
         assert cancelled.is_set()
+
+
+def test_shutdown_does_not_wait_for_an_unused_tls_connection(h2_serve: Any, ca: Any, tls_files: dict[str, str]) -> None:
+    """A browser's preconnected socket: TLS done with ALPN h2, then nothing sent and nothing read.
+
+    Closing a TLS connection waits for the peer's close_notify, which such a
+    peer never sends: the server must not wait for it for long.
+    """
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await respond(send, b"ok")
+
+    with h2_serve(app, ssl_certfile=tls_files["cert"], ssl_keyfile=tls_files["key"]) as server:
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        with client_ssl(ca, ["h2"]).wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            assert sock.selected_alpn_protocol() == "h2"
+            wait_until(lambda: [c for c in server.server.server_state.connections if isinstance(c, H2Connection)], what="the connection")
+            started = time.monotonic()
+            server.server.should_exit = True
+            server.thread.join(10)
+            assert not server.thread.is_alive()
+            assert time.monotonic() - started < 4
 
 
 def test_idle_connection_closes_after_keep_alive_timeout(h2_serve: Any) -> None:
