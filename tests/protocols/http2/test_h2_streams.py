@@ -6,6 +6,8 @@ resets from the client, graceful shutdown, trailers and early hints.
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import socket
 import threading
 import time
@@ -27,7 +29,7 @@ from h2_client import (
     HeadersFrame,
     client_ssl,
 )
-from support import RunningServer, wait_until
+from support import RunningServer, SquallProcess, wait_until
 
 from squall.protocols.http2.connection import H2Connection
 
@@ -355,6 +357,28 @@ def test_graceful_shutdown_finishes_streams_in_flight(h2_serve: Any) -> None:
         assert not server.thread.is_alive()
     assert sorted(started) == ["/1", "/3"]
     assert [(type(frame).__name__, frame.error_code) for frame in client.stream_frames(5)] in ([], [("RstStreamFrame", REFUSED_STREAM)])
+
+
+def test_sigterm(tmp_path: Path) -> None:
+    """The `squall` command: SIGTERM while a stream is in flight."""
+    args = ["h2_apps:app", "--app-dir", str(Path(__file__).resolve().parent), "--port", "0"]
+    with SquallProcess(*args) as process:
+        port = process.wait_started()
+        with FrameClient.connect(port) as client:
+            client.request(1, "/sleep?0.5")
+            wait_until(lambda: json.loads(_stats(port))["running"] == 1, what="the app to run")
+            process.signal(signal.SIGTERM)
+            goaway = client.wait_goaway()
+            assert (goaway.error_code, goaway.last_stream_id) == (NO_ERROR, 1)
+            assert client.response(1).body == b"slept"
+            client.wait_closed()
+        assert process.wait() == 0
+    assert "Traceback" not in process.output
+
+
+def _stats(port: int) -> bytes:
+    with H2Client.connect(port) as client:
+        return client.get("/stats").body
 
 
 def test_graceful_shutdown_timeout(h2_serve: Any) -> None:
