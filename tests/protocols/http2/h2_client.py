@@ -36,7 +36,6 @@ from hyperframe.frame import (
     Frame,
     GoAwayFrame,
     HeadersFrame,
-    PingFrame,
     RstStreamFrame,
     SettingsFrame,
     WindowUpdateFrame,
@@ -259,7 +258,8 @@ class H2Client:
                 self.flush()
                 continue
             before = self.conn.local_flow_control_window(stream_id)
-            wait(lambda: self.conn.local_flow_control_window(stream_id) > before or self.streams[stream_id].done, self.pump, timeout, "a WINDOW_UPDATE")
+            opened = lambda before=before: self.conn.local_flow_control_window(stream_id) > before or self.streams[stream_id].done  # noqa: E731
+            wait(opened, self.pump, timeout, "a WINDOW_UPDATE")
             if self.streams[stream_id].done:
                 return
 

@@ -27,12 +27,10 @@ from h2_client import (
     PROTOCOL_ERROR,
     STREAM_CLOSED,
     FrameClient,
-    GoAwayFrame,
     H2Client,
-    RstStreamFrame,
     request_headers,
 )
-from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame, PriorityFrame, SettingsFrame, WindowUpdateFrame
+from hyperframe.frame import ContinuationFrame, DataFrame, GoAwayFrame, PingFrame, PriorityFrame, RstStreamFrame, SettingsFrame, WindowUpdateFrame
 from support import RunningServer, wait_until
 
 from squall.protocols.http.flow_control import PAUSE_WRITE

@@ -22,13 +22,11 @@ from h2_client import (
     INTERNAL_ERROR,
     NO_ERROR,
     REFUSED_STREAM,
-    DataFrame,
     FrameClient,
-    GoAwayFrame,
     H2Client,
-    HeadersFrame,
     client_ssl,
 )
+from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame
 from support import RunningServer, SquallProcess, wait_until
 
 from squall.protocols.http2.connection import H2Connection
