@@ -236,14 +236,16 @@ class Connection(asyncio.Protocol, StreamHost):
 
         Closing a TLS transport waits for the peer's close_notify, up to 30 s;
         a peer that does not read (a browser's idle or preconnected socket)
-        never sends it.  Once what we wrote is out, or the write timeout has
-        passed, there is nothing left to wait for.
+        never sends it.  Once what we wrote is out, or the write timeout (if
+        any) has passed, there is nothing left to wait for.
         """
         if not self.closed_at:
             return False
         waited = now - self.closed_at
-        if waited >= CLOSE_GRACE and (not self.transport.get_write_buffer_size() or waited >= self.config.timeout_write):
-            self.transport.abort()  # (`abort` leaves a closing transport alone)
+        if waited >= CLOSE_GRACE:
+            timeout = self.config.timeout_write
+            if not self.transport.get_write_buffer_size() or (timeout and waited >= timeout):
+                self.transport.abort()  # (`abort` leaves a closing transport alone)
         return True
 
     def abort(self) -> None:
