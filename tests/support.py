@@ -115,7 +115,7 @@ def recv_until(sock: socket.socket, marker: bytes, timeout: float = 5.0) -> byte
 
 
 SQUALL = [sys.executable, "-m", "squall"]
-STARTED_RE = re.compile(r"Squall running on (?:https?://\S+:(\d+)|\S+ on unix socket (\S+))")
+STARTED_RE = re.compile(r"Squall running on (?:https?://\S+:(\d+)|unix socket (\S+))")
 
 
 class LoggedProcess:
@@ -128,7 +128,16 @@ class LoggedProcess:
     # Default deadline of the waits, in seconds.
     timeout = START_TIMEOUT
 
-    def __init__(self, argv: list[str], cwd: str | Path | None = None, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        cwd: str | Path | None = None,
+        env: dict[str, str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+        new_session: bool = False,
+    ) -> None:
+        # `new_session`: the process leads a process group of its own, which
+        # `interrupt_group` sends SIGINT to, as a terminal does on Ctrl+C.
         self.proc = subprocess.Popen(
             argv,
             cwd=cwd,
@@ -137,6 +146,7 @@ class LoggedProcess:
             stderr=subprocess.STDOUT,
             text=True,
             pass_fds=pass_fds,
+            start_new_session=new_session,
         )
         self._lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -173,6 +183,10 @@ class LoggedProcess:
     def signal(self, sig: int = signal.SIGTERM) -> None:
         self.proc.send_signal(sig)
 
+    def interrupt_group(self) -> None:
+        """Ctrl+C: SIGINT to every process of the group (start it with `new_session=True`)."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+
     def wait(self, timeout: float | None = None) -> int:
         timeout = self.timeout if timeout is None else timeout
         code = self.proc.wait(timeout)
@@ -195,10 +209,17 @@ class SquallProcess(LoggedProcess):
     import the test helpers.
     """
 
-    def __init__(self, *args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        *args: str,
+        cwd: str | Path | None = None,
+        env: dict[str, str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+        new_session: bool = False,
+    ) -> None:
         paths = [str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {"PYTHONPATH": os.pathsep.join(paths), **(env or {})}
-        super().__init__([*SQUALL, *args], cwd=cwd, env=env, pass_fds=pass_fds)
+        super().__init__([*SQUALL, *args], cwd=cwd, env=env, pass_fds=pass_fds, new_session=new_session)
 
     def wait_started(self, timeout: float | None = None) -> int | None:
         """Wait for the startup line; return the TCP port it names."""

@@ -87,24 +87,44 @@ def test_help_lists_uvicorn_options() -> None:
         ("nosuchmodule:app", 'Could not import module "nosuchmodule"'),
         ("hello:nope", 'Attribute "nope" not found in module "hello"'),
         ("hello", 'must be in the form "<module>:<attribute>"'),
-        ("broken:app", 'Error importing "broken": ModuleNotFoundError'),
-        ("raising:app", 'Error importing "raising": ValueError: boom'),
     ],
 )
-def test_app_loading_errors_are_one_line(app_dir: Path, target: str, message: str) -> None:
-    (app_dir / "broken.py").write_text("import a_dependency_that_is_missing\n")
-    (app_dir / "raising.py").write_text("raise ValueError('boom')\n")
+def test_app_not_found_is_one_line_and_exit_3(app_dir: Path, target: str, message: str) -> None:
     result = run_squall(target, "--port", "0", cwd=app_dir)
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert_one_clear_line(result.stderr + result.stdout, message)
 
 
-def test_import_traceback_only_when_debugging(app_dir: Path) -> None:
-    (app_dir / "raising.py").write_text("raise ValueError('boom')\n")
-    result = run_squall("raising:app", "--port", "0", "--log-level", "debug", cwd=app_dir)
-    assert result.returncode == 1
+@pytest.mark.parametrize(
+    ("module", "source", "last_line"),
+    [
+        ("raising", "import os\n\nraise ValueError('boom')\n", "ValueError: boom"),
+        ("broken", "import a_dependency_that_is_missing\n", "ModuleNotFoundError: No module named 'a_dependency_that_is_missing'"),
+        ("nested", "import raising_helper\n", "ValueError: deep"),
+    ],
+)
+def test_exception_while_importing_the_app_shows_its_traceback(app_dir: Path, module: str, source: str, last_line: str) -> None:
+    (app_dir / f"{module}.py").write_text(source)
+    (app_dir / "raising_helper.py").write_text("def helper():\n    raise ValueError('deep')\n\nhelper()\n")
+    result = run_squall(f"{module}:app", "--port", "0", cwd=app_dir)
+    assert result.returncode == 3
     output = result.stderr + result.stdout
-    assert "Traceback" in output and "ValueError: boom" in output
+    lines = output.splitlines()
+    assert lines[0] == f'ERROR:    Error importing "{module}":', output
+    assert lines[1] == "Traceback (most recent call last):", output
+    # It starts at the app's own code: no frames of importlib or of Squall.
+    assert lines[2].startswith(f'  File "{app_dir / module}.py", line '), output
+    assert "importlib" not in output and "squall" not in output.lower().replace(f'"{module}"', "")
+    assert lines[-1] == last_line
+
+
+def test_syntax_error_in_the_app_points_at_the_line(app_dir: Path) -> None:
+    (app_dir / "typo.py").write_text("async def app(scope, receive, send:\n    pass\n")
+    result = run_squall("typo:app", "--port", "0", cwd=app_dir)
+    assert result.returncode == 3
+    output = result.stderr + result.stdout
+    assert f'File "{app_dir / "typo.py"}", line 1' in output
+    assert output.splitlines()[-1].startswith("SyntaxError:")
 
 
 @pytest.mark.parametrize(
@@ -113,16 +133,39 @@ def test_import_traceback_only_when_debugging(app_dir: Path) -> None:
         (["--port", "70000"], "--port must be between 0 and 65535"),
         (["--workers", "0"], "--workers must be at least 1"),
         (["--reload", "--workers", "2"], "--reload and --workers are mutually exclusive"),
-        (["--env-file", "/nonexistent/.env"], "--env-file '/nonexistent/.env' does not exist"),
-        (["--log-config", "/nonexistent/log.json"], "--log-config '/nonexistent/log.json' does not exist"),
         (["--header", "no-colon"], "is not of the form Name:Value"),
         (["--ssl-certfile", "/nonexistent/cert.pem"], "--ssl-certfile '/nonexistent/cert.pem' does not exist"),
+        (["--http2-max-frame-size", "100"], "--http2-max-frame-size must be between 16384 and 16777215"),
+        (["--http", "nosuchmodule:Protocol"], "--http 'nosuchmodule:Protocol' could not be loaded"),
     ],
 )
-def test_bad_settings_are_one_line(app_dir: Path, args: list[str], message: str) -> None:
+def test_bad_settings_are_one_line_and_exit_3(app_dir: Path, args: list[str], message: str) -> None:
     result = run_squall("hello:app", *args, cwd=app_dir)
-    assert result.returncode != 0
+    assert result.returncode == 3
     assert_one_clear_line(result.stderr + result.stdout, message)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--env-file", "/nonexistent/.env"], "Invalid value for '--env-file': File '/nonexistent/.env' does not exist."),
+        (["--log-config", "/nonexistent/log.json"], "Invalid value for '--log-config': File '/nonexistent/log.json' does not exist."),
+        (["--reload", "--reload-dir", "/nonexistent"], "Invalid value for '--reload-dir': Path '/nonexistent' does not exist."),
+        (["--port", "eighty"], "Invalid value for '--port': 'eighty' is not a valid integer."),
+        (["--http", "h2"], "Invalid value for '--http': 'h2' is not one of auto, h11, httptools"),
+        (["--no-such-option"], "No such option"),  # the rest of the wording is click's, and varies
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(app_dir: Path, args: list[str], message: str) -> None:
+    result = run_squall("hello:app", *args, cwd=app_dir)
+    assert result.returncode == 2
+    assert_one_clear_line(result.stderr + result.stdout, "Error: " + message)
+
+
+def test_missing_app_argument_is_a_usage_error(app_dir: Path) -> None:
+    result = run_squall(cwd=app_dir)
+    assert result.returncode == 2
+    assert_one_clear_line(result.stderr + result.stdout, "Error: Missing argument 'APP'.")
 
 
 def test_port_in_use_is_one_line(app_dir: Path) -> None:

@@ -1,6 +1,13 @@
 """The `squall` command: argv in, a `Config` out, then `squall.run`.
 
 Option names and defaults are Uvicorn's, so scripts carry over unchanged.
+Every option can also come from the environment: `SQUALL_<NAME>`, else
+Uvicorn's `UVICORN_<NAME>` (`SQUALL_PORT`, `UVICORN_PORT`; NAME is the
+option's parameter name, so `--reload-dir` is `RELOAD_DIRS`).  An option
+on the command line wins over both.
+
+A mistake on the command line (an unknown option, a bad value, a file that
+does not exist) is a usage error: one line, exit status 2.
 """
 
 from __future__ import annotations
@@ -9,16 +16,35 @@ import os
 import platform
 import ssl
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
 import squall
-from squall.config import LOG_LEVELS, SSL_PROTOCOL_VERSION
+from squall.config import IMPLEMENTATION_NAMES, LOG_LEVELS, SSL_PROTOCOL_VERSION, implementation_problem
 
-LOOP_CHOICES = click.Choice(["auto", "asyncio", "uvloop"])
-HTTP_CHOICES = click.Choice(["auto", "h11", "httptools"])
-WS_CHOICES = click.Choice(["auto", "none", "websockets", "websockets-sansio", "wsproto"])
+ENVVAR_PREFIXES = ("SQUALL_", "UVICORN_")
+USAGE_ERROR = 2
+
+
+class ImplementationType(click.ParamType):
+    """--loop, --http, --ws: one of the option's names, or a "module:attribute" import string."""
+
+    def __init__(self, option: str) -> None:
+        self.option = option
+        self.name = option.lstrip("-")
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(IMPLEMENTATION_NAMES[self.option]) + "|module:attr]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        problem = implementation_problem(self.option, value) if isinstance(value, str) else None
+        if problem:
+            self.fail(problem, param, ctx)
+        return value
+
+
 LIFESPAN_CHOICES = click.Choice(["auto", "on", "off"])
 INTERFACE_CHOICES = click.Choice(["auto", "asgi3", "asgi2", "wsgi"])
 LEVEL_CHOICES = click.Choice(list(LOG_LEVELS))
@@ -34,21 +60,21 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     ctx.exit()
 
 
-@click.command(context_settings={"auto_envvar_prefix": "SQUALL"})
-@click.argument("app", envvar="SQUALL_APP")
+@click.command()
+@click.argument("app")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind to this host (IPv4, IPv6 or a name).")
 @click.option("--port", type=int, default=8000, show_default=True, help="Bind to this port; 0 picks a free one.")
 @click.option("--uds", default=None, help="Bind to this Unix domain socket.")
 @click.option("--fd", type=int, default=None, help="Serve on the already bound socket with this file descriptor.")
 @click.option("--reload", is_flag=True, default=False, help="Restart the server when watched files change.")
-@click.option("--reload-dir", "reload_dirs", multiple=True, type=click.Path(), help="Watch this directory (repeatable); default: the current one.")
-@click.option("--reload-include", "reload_includes", multiple=True, help="Glob of files to watch (repeatable); default '*.py'.")
-@click.option("--reload-exclude", "reload_excludes", multiple=True, help="Glob of files not to watch (repeatable); default hidden files, *.py[cod], swap files.")
+@click.option("--reload-dir", "reload_dirs", multiple=True, type=click.Path(exists=True), help="Watch this directory (repeatable); default: the current one.")
+@click.option("--reload-include", "reload_includes", multiple=True, help="Also watch files matching this glob (repeatable); '*.py' always, unless excluded.")
+@click.option("--reload-exclude", "reload_excludes", multiple=True, help="Also ignore files matching this glob (repeatable); hidden files, *.py[cod] and swap files always, unless included.")
 @click.option("--reload-delay", type=float, default=0.25, show_default=True, help="Seconds between checks for changes.")
-@click.option("--workers", type=int, default=None, help="Number of worker processes; default $WEB_CONCURRENCY, else 1. Not with --reload.")
-@click.option("--loop", type=LOOP_CHOICES, default="auto", show_default=True, help="Event loop; auto = uvloop when installed.")
-@click.option("--http", type=HTTP_CHOICES, default="auto", show_default=True, help="HTTP implementation; auto = httptools when installed.")
-@click.option("--ws", type=WS_CHOICES, default="auto", show_default=True, help="WebSocket implementation; auto = websockets, else wsproto, else none.")
+@click.option("--workers", type=int, default=None, help="Number of worker processes; default $WEB_CONCURRENCY, else 1. Not with --reload (which ignores $WEB_CONCURRENCY).")
+@click.option("--loop", type=ImplementationType("--loop"), default="auto", show_default=True, help="Event loop; auto = uvloop when installed. Or a module:attr loop factory.")
+@click.option("--http", type=ImplementationType("--http"), default="auto", show_default=True, help="HTTP implementation; auto = httptools when installed. Or a module:attr protocol class.")
+@click.option("--ws", type=ImplementationType("--ws"), default="auto", show_default=True, help="WebSocket implementation; auto = websockets, else wsproto, else none. Or a module:attr protocol class.")
 @click.option("--ws-max-size", type=int, default=16 * 1024 * 1024, show_default=True, help="Largest WebSocket message accepted, in bytes.")
 @click.option("--ws-max-queue", type=int, default=32, show_default=True, help="Incoming WebSocket messages buffered before reading pauses.")
 @click.option("--ws-ping-interval", type=float, default=20.0, show_default=True, help="Seconds between WebSocket pings.")
@@ -56,8 +82,8 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--ws-per-message-deflate", type=bool, default=True, show_default=True, help="Offer WebSocket per-message-deflate compression.")
 @click.option("--lifespan", type=LIFESPAN_CHOICES, default="auto", show_default=True, help="Run the ASGI lifespan protocol.")
 @click.option("--interface", type=INTERFACE_CHOICES, default="auto", show_default=True, help="The app's interface.")
-@click.option("--env-file", type=click.Path(), default=None, help="Load environment variables from this file.")
-@click.option("--log-config", type=click.Path(), default=None, help="Logging configuration file (.json, .yaml or .ini).")
+@click.option("--env-file", type=click.Path(exists=True, dir_okay=False), default=None, help="Load environment variables from this file.")
+@click.option("--log-config", type=click.Path(exists=True, dir_okay=False), default=None, help="Logging configuration file (.json, .yaml or .ini); Uvicorn's logger and formatter names work.")
 @click.option("--log-level", type=LEVEL_CHOICES, default=None, help="Log level.  [default: info]")
 @click.option("--access-log/--no-access-log", default=True, help="Log one line per request.")
 @click.option("--use-colors/--no-use-colors", default=None, help="Colour the logs; default: when writing to a terminal.")
@@ -94,20 +120,46 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--http2-max-frame-size", type=int, default=16384, show_default=True, help="Largest HTTP/2 frame payload accepted, in bytes.")
 @click.option("--http2-max-header-list-size", type=int, default=64 * 1024, show_default=True, help="Largest HTTP/2 request header list accepted, in bytes (RFC 9113 size).")
 @click.option("--http2-impl", type=click.Choice(["squall", "h2"]), default="squall", show_default=True, help="HTTP/2 wire layer: Squall's own, or the h2 library's.")
+@click.option("--reset-contextvars", is_flag=True, default=False, help="Run each request in an empty contextvars.Context, hiding context variables set before serving.")
 @click.option("--factory", is_flag=True, default=False, help="APP is a factory: call it with no arguments to get the app.")
-def main(app: str, **options: Any) -> None:
-    """Serve the ASGI app APP, given as "module:attribute" (e.g. main:app)."""
+def command(app: str, **options: Any) -> None:
+    """Serve the ASGI app APP, given as "module:attribute" (e.g. main:app).
+
+    Every option can also be set in the environment as SQUALL_<NAME>, else
+    UVICORN_<NAME> (SQUALL_PORT=8080, SQUALL_RELOAD_DIRS="src lib"); the
+    command line wins over both.
+    """
     options["app_dir"] = options["app_dir"] or os.getcwd()
     sys.path.insert(0, options["app_dir"])
     if options["workers"] is None:
-        options.pop("workers")
+        options.pop("workers")  # so that Config reads $WEB_CONCURRENCY
+    if options["log_config"] is None:
+        options.pop("log_config")  # Squall's default
     options["reload_dirs"] = list(options["reload_dirs"]) or None
     options["reload_includes"] = list(options["reload_includes"]) or None
     options["reload_excludes"] = list(options["reload_excludes"]) or None
     options["headers"] = list(options["headers"])
-    if options["log_config"] is None:
-        options["log_config"] = "default"
     squall.run(app, **options)
+
+
+# SQUALL_<NAME>, else UVICORN_<NAME>, for every option but --version.
+for _param in command.params:
+    if _param.expose_value and _param.name:
+        _param.envvar = [prefix + _param.name.upper() for prefix in ENVVAR_PREFIXES]
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """The console script: usage errors are one line and exit status 2."""
+    try:
+        command.main(args=args, prog_name="squall", standalone_mode=False)
+    except click.UsageError as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(USAGE_ERROR)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

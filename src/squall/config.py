@@ -12,7 +12,6 @@ import asyncio
 import importlib.util
 import inspect
 import logging
-import logging.config
 import os
 import socket
 import ssl
@@ -21,12 +20,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from squall.importer import ImportFromStringError, import_from_string
-from squall.logging import TRACE_LOG_LEVEL, default_logging_config
+from squall import logger_aliases
+from squall.importer import ImportFromStringError, ImportRaisedError, check_module_exists, import_from_string
+from squall.log_config import LogConfig, LogConfigError, apply_log_config
+from squall.logging import LOGGING_CONFIG, TRACE_LOG_LEVEL
 
-LoopSetting = Literal["auto", "asyncio", "uvloop", "none"]
-HTTPSetting = Literal["auto", "h11", "httptools"]
-WSSetting = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"]
+__all__ = ["LOGGING_CONFIG", "Config", "ConfigError"]
+
+# Each of --loop, --http and --ws also takes a "module:attribute" import
+# string naming a custom implementation (a loop factory, a protocol class).
+LoopSetting = Literal["auto", "asyncio", "uvloop", "none"] | str
+HTTPSetting = Literal["auto", "h11", "httptools"] | str
+WSSetting = Literal["auto", "none", "websockets", "websockets-sansio", "wsproto"] | str
 LifespanSetting = Literal["auto", "on", "off"]
 InterfaceSetting = Literal["auto", "asgi3", "asgi2", "wsgi"]
 
@@ -60,16 +65,60 @@ LIFESPAN: dict[str, str] = {
     "on": "squall.lifespan:LifespanOn",
     "off": "squall.lifespan:LifespanOff",
 }
+# The names each implementation option takes (besides an import string).
+IMPLEMENTATION_NAMES: dict[str, tuple[str, ...]] = {
+    "--loop": ("auto", "asyncio", "uvloop", "none"),
+    "--http": ("auto", *HTTP_PROTOCOLS),
+    "--ws": ("auto", *WS_PROTOCOLS),
+}
 SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
+
+# The exit status of a server that could not start: a setting it cannot
+# use, an app it cannot import, an address it cannot bind (Uvicorn's too).
+STARTUP_FAILURE = 3
 
 DEFAULT_MAX_INCOMPLETE_EVENT_SIZE = 16 * 1024
 DEFAULT_RELOAD_INCLUDES = ["*.py"]
 # Hidden files and folders, compiled Python, editor swap and backup files.
 DEFAULT_RELOAD_EXCLUDES = [".*", ".py[cod]", ".sw.*", "~*", "*~", "*.py[cod]"]
 
+SSLContextFactory = Callable[["Config", Callable[[], ssl.SSLContext]], ssl.SSLContext]
+
+logger = logging.getLogger("squall.error")
+
 
 class ConfigError(Exception):
-    """A setting is unusable; the message is shown to the user as one line."""
+    """A setting is unusable: the message is shown to the user as one line.
+
+    `traceback_of`, when set, is an exception raised by the user's own code
+    (importing the app, calling its factory): its traceback is shown after
+    the line, since it points at the bug.
+    """
+
+    def __init__(self, message: str, traceback_of: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.traceback_of = traceback_of
+
+    def log(self, to: logging.Logger) -> None:
+        """The line (and the user's traceback); the cause's traceback too when debugging."""
+        if self.traceback_of is not None:
+            to.error("%s", self, exc_info=self.traceback_of)
+        elif self.__cause__ is not None and to.isEnabledFor(logging.DEBUG):
+            to.error("%s", self, exc_info=self.__cause__)
+        else:
+            to.error("%s", self)
+
+
+def implementation_problem(option: str, value: str) -> str | None:
+    """What is wrong with `value` for --loop, --http or --ws; None when it is one of
+    the option's names or a "module:attribute" import string."""
+    names = IMPLEMENTATION_NAMES[option]
+    if value in names:
+        return None
+    module, sep, attr = value.partition(":")
+    if sep and module and attr:
+        return None
+    return f"{value!r} is not one of {', '.join(names)}, nor a \"module:attribute\" import string"
 
 
 def _module_available(name: str) -> bool:
@@ -125,13 +174,26 @@ def _load_attr(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def _split_header(value: str | tuple[str, str]) -> tuple[str, str]:
-    if isinstance(value, tuple):
-        return value
-    name, sep, val = value.partition(":")
-    if not sep or not name.strip():
-        raise ConfigError(f"--header {value!r} is not of the form Name:Value")
-    return name.strip(), val.strip()
+def _load_custom(option: str, import_str: str) -> Any:
+    """A custom implementation named by an import string (--loop, --http, --ws)."""
+    try:
+        return import_from_string(import_str)
+    except ImportRaisedError as exc:
+        raise ConfigError(f"{option} {import_str!r}: {exc}", traceback_of=exc.exception) from exc
+    except ImportFromStringError as exc:
+        raise ConfigError(f"{option} {import_str!r} could not be loaded: {exc}") from exc
+
+
+def _split_header(value: str | tuple[str, str] | Sequence[str]) -> tuple[str, str]:
+    if isinstance(value, str):
+        name, sep, val = value.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"--header {value!r} is not of the form Name:Value")
+        return name.strip(), val.strip()
+    # (name, value) pairs; Uvicorn's command line passes ["Name", "Value"] lists.
+    if len(value) != 2 or not all(isinstance(part, str) for part in value):
+        raise ConfigError(f"headers entry {value!r} is not a (name, value) pair")
+    return value[0], value[1]
 
 
 class Config:
@@ -151,6 +213,7 @@ class Config:
         fd: int | None = None,
         loop: LoopSetting = "auto",
         http: HTTPSetting | type[asyncio.Protocol] = "auto",
+        http2: bool | None = None,
         ws: WSSetting | type[asyncio.Protocol] = "auto",
         ws_max_size: int = 16 * 1024 * 1024,
         ws_max_queue: int = 32,
@@ -159,7 +222,7 @@ class Config:
         ws_per_message_deflate: bool = True,
         lifespan: LifespanSetting = "auto",
         env_file: str | os.PathLike[str] | None = None,
-        log_config: dict[str, Any] | str | None = "default",
+        log_config: LogConfig | None = LOGGING_CONFIG,
         log_level: str | int | None = None,
         access_log: bool = True,
         use_colors: bool | None = None,
@@ -195,11 +258,12 @@ class Config:
         ssl_cert_reqs: int = ssl.CERT_NONE,
         ssl_ca_certs: str | None = None,
         ssl_ciphers: str | None = None,
+        ssl_context_factory: SSLContextFactory | None = None,
         headers: Sequence[tuple[str, str] | str] | None = None,
         factory: bool = False,
         h11_max_incomplete_event_size: int | None = None,
+        reset_contextvars: bool = False,
         app_dir: str | None = None,
-        http2: bool | None = None,
         http2_max_concurrent_streams: int = 100,
         http2_initial_window_size: int = 256 * 1024,
         http2_max_frame_size: int = 16384,
@@ -213,6 +277,8 @@ class Config:
         self.fd = fd
         self.loop = loop
         self.http = http
+        # HTTP/2: None serves it when the h2 package is installed.
+        self.http2 = http2
         self.ws = ws
         self.ws_max_size = ws_max_size
         self.ws_max_queue = ws_max_queue
@@ -253,13 +319,13 @@ class Config:
         self.ssl_cert_reqs = ssl_cert_reqs
         self.ssl_ca_certs = ssl_ca_certs
         self.ssl_ciphers = ssl_ciphers
+        self.ssl_context_factory = ssl_context_factory
         self.headers: list[tuple[str, str]] = [_split_header(h) for h in headers or []]
         self.factory = factory
         self.h11_max_incomplete_event_size = h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        self.reset_contextvars = reset_contextvars
         self.app_dir = app_dir
         self.env_file = env_file
-        # HTTP/2: None serves it when the h2 package is installed.
-        self.http2 = http2
         self.http2_max_concurrent_streams = http2_max_concurrent_streams
         self.http2_initial_window_size = http2_initial_window_size
         self.http2_max_frame_size = http2_max_frame_size
@@ -284,6 +350,10 @@ class Config:
         self.configure_logging()
         if env_file is not None:
             self._load_env_file(env_file)
+        for option, value in (("--loop", loop), ("--http", http), ("--ws", ws)):
+            problem = implementation_problem(option, value) if isinstance(value, str) else None
+            if problem:
+                raise ConfigError(f"{option} {problem}")
         if workers is None:
             self.workers = self._workers_from_environment()
         self._validate_numbers()
@@ -294,12 +364,17 @@ class Config:
         if self.reload:
             self._resolve_reload_paths(reload_dirs, reload_includes, reload_excludes)
         elif reload_dirs or reload_includes or reload_excludes:
-            logging.getLogger("squall.error").warning(
-                "--reload-dir, --reload-include and --reload-exclude only take effect with --reload."
-            )
+            logger.warning("--reload-dir, --reload-include and --reload-exclude only take effect with --reload.")
 
         if self.reload and self.workers > 1:
-            raise ConfigError("--reload and --workers are mutually exclusive: use --reload in development, --workers N in production.")
+            if workers is not None:
+                raise ConfigError(
+                    "--reload and --workers are mutually exclusive: use --reload in development, --workers N in production."
+                )
+            # $WEB_CONCURRENCY comes with the environment (a base image, a
+            # platform), not from the developer who typed --reload.
+            logger.warning("$WEB_CONCURRENCY=%d is ignored with --reload: running one reloading process.", self.workers)
+            self.workers = 1
 
         if forwarded_allow_ips is None:
             forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
@@ -389,11 +464,15 @@ class Config:
 
     @property
     def is_ssl(self) -> bool:
-        return bool(self.ssl_keyfile or self.ssl_certfile)
+        return bool(self.ssl_keyfile or self.ssl_certfile or self.ssl_context_factory)
 
     @property
     def use_subprocess(self) -> bool:
         return bool(self.reload or self.workers > 1)
+
+    @property
+    def should_reload(self) -> bool:
+        return isinstance(self.app, str) and self.reload
 
     @property
     def asgi_version(self) -> Literal["2.0", "3.0"]:
@@ -405,54 +484,29 @@ class Config:
 
     def configure_logging(self) -> None:
         logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
+        # Before any configuration is applied and before the app is imported,
+        # so that both find `uvicorn.error` & co. to be Squall's loggers.
+        logger_aliases.install()
         if self.log_config is not None:
-            if self.log_config == "default":
-                config = default_logging_config(self.use_colors)
-                logging.config.dictConfig(config)
-            elif isinstance(self.log_config, dict):
-                logging.config.dictConfig(self.log_config)
-            else:
-                self._load_log_config_file(str(self.log_config))
+            try:
+                apply_log_config(self.log_config, self.use_colors)
+            except LogConfigError as exc:
+                raise ConfigError(str(exc)) from exc
         if self.log_level is not None:
-            level = LOG_LEVELS.get(self.log_level, None) if isinstance(self.log_level, str) else self.log_level
+            level = LOG_LEVELS.get(self.log_level.lower()) if isinstance(self.log_level, str) else self.log_level
             if level is None:
                 raise ConfigError(f"--log-level {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
-            for name in ("squall", "squall.error", "squall.asgi"):
+            for name in ("squall.error", "squall.access", "squall.asgi"):
                 logging.getLogger(name).setLevel(level)
-            logging.getLogger("squall.access").setLevel(level)
         if not self.access_log:
             access = logging.getLogger("squall.access")
             access.handlers = []
             access.propagate = False
 
-    @staticmethod
-    def _load_log_config_file(path: str) -> None:
-        if not os.path.isfile(path):
-            raise ConfigError(f"--log-config {path!r} does not exist")
-        try:
-            if path.endswith(".json"):
-                import json
-
-                with open(path) as f:
-                    logging.config.dictConfig(json.load(f))
-            elif path.endswith((".yaml", ".yml")):
-                try:
-                    import yaml
-                except ImportError:
-                    raise ConfigError("--log-config with YAML needs PyYAML: pip install 'squall[standard]'") from None
-                with open(path) as f:
-                    logging.config.dictConfig(yaml.safe_load(f))
-            else:
-                logging.config.fileConfig(path, disable_existing_loggers=False)
-        except ConfigError:
-            raise
-        except Exception as exc:
-            raise ConfigError(f"--log-config {path!r} could not be applied: {exc}") from exc
-
     # -- loading -------------------------------------------------------------
 
     def load(self) -> None:
-        """Resolve the app, the implementations and TLS.  Idempotent."""
+        """Resolve the implementations, TLS, and import the app.  Idempotent."""
         if self.loaded:
             return
 
@@ -469,18 +523,10 @@ class Config:
         if self.server_header and not any(name == b"server" for name, _ in self.encoded_headers):
             self.encoded_headers.insert(0, (b"server", self.server_header_value.encode()))
 
-        self.loop = resolve_loop(self.loop) if isinstance(self.loop, str) else self.loop  # type: ignore[assignment]
-        if isinstance(self.http, str):
-            self.http_protocol_class = _load_attr(HTTP_PROTOCOLS[resolve_http(self.http)])
-        else:
-            self.http_protocol_class = self.http
-        if isinstance(self.ws, str):
-            self.ws_name = resolve_ws(self.ws)
-            ws_path = WS_PROTOCOLS[self.ws_name]
-            self.ws_protocol_class = _load_attr(ws_path) if ws_path else None
-        else:
-            self.ws_name = "custom"
-            self.ws_protocol_class = self.ws
+        if isinstance(self.loop, str) and ":" not in self.loop:
+            self.loop = resolve_loop(self.loop)
+        self.http_protocol_class = self._load_protocol("--http", self.http, HTTP_PROTOCOLS, resolve_http)
+        self.ws_protocol_class = self._load_protocol("--ws", self.ws, WS_PROTOCOLS, resolve_ws)
         self.lifespan_class = _load_attr(LIFESPAN[self.lifespan])
         self._load_http2()
 
@@ -514,30 +560,59 @@ class Config:
         if tls is not None:
             tls.set_alpn_protocols(["h2", "http/1.1"] if available else ["http/1.1"])
 
+    @staticmethod
+    def _load_protocol(
+        option: str, setting: Any, known: dict[str, Any], resolve: Callable[[str], str]
+    ) -> type[asyncio.Protocol] | None:
+        if not isinstance(setting, str):
+            return setting  # type: ignore[no-any-return]  # a class passed from Python
+        if ":" in setting:
+            return _load_custom(option, setting)  # type: ignore[no-any-return]
+        path = known[resolve(setting)]
+        return _load_attr(path) if path else None
+
+    def _ensure_app_dir_on_path(self) -> None:
+        if self.app_dir is not None and self.app_dir not in sys.path:
+            sys.path.insert(0, self.app_dir)
+
+    def check_app_path(self) -> None:
+        """Fail now, with one line, if the app's import string is malformed or its module does not exist.
+
+        For a supervisor, which leaves importing the app to its server processes.
+        """
+        if not isinstance(self.app, str):
+            return
+        self._ensure_app_dir_on_path()
+        try:
+            check_module_exists(self.app)
+        except ImportFromStringError as exc:
+            raise ConfigError(str(exc)) from exc
+
     def _load_app(self) -> Any:
         from squall.middleware.asgi2 import ASGI2Middleware
+        from squall.middleware.fresh_context import FreshContextMiddleware
         from squall.middleware.message_logger import MessageLoggerMiddleware
         from squall.middleware.proxy_headers import ProxyHeadersMiddleware
         from squall.middleware.wsgi import WSGIMiddleware
 
-        if self.app_dir is not None and self.app_dir not in sys.path:
-            sys.path.insert(0, self.app_dir)
+        self._ensure_app_dir_on_path()
         try:
             app = import_from_string(self.app)
+        except ImportRaisedError as exc:
+            raise ConfigError(str(exc), traceback_of=exc.exception) from exc
         except ImportFromStringError as exc:
             raise ConfigError(str(exc)) from exc
 
         if self.factory:
             if not callable(app):
                 raise ConfigError(f"--factory was given, but {self.app!r} is not callable")
-            try:
-                app = app()
-            except Exception as exc:
-                raise ConfigError(f"The app factory {self.app!r} raised {type(exc).__name__}: {exc}") from exc
-        elif inspect.isfunction(app) and _looks_like_factory(app):
-            logging.getLogger("squall.error").warning(
-                "%r takes no arguments: if it is an app factory, pass --factory.", self.app
+            app = self._call_factory(app)
+        elif _looks_like_factory(app):
+            logger.warning(
+                "%r takes no arguments and is not an ASGI app: calling it as an app factory (pass --factory to say so).",
+                self.app,
             )
+            app = self._call_factory(app)
 
         if self.interface == "auto":
             if inspect.isclass(app):
@@ -559,25 +634,55 @@ class Config:
             app = MessageLoggerMiddleware(app)
         if self.proxy_headers:
             app = ProxyHeadersMiddleware(app, trusted_hosts=self.forwarded_allow_ips)
+        if self.reset_contextvars:
+            app = FreshContextMiddleware(app)
+        return app
+
+    def _call_factory(self, factory: Callable[[], Any]) -> Any:
+        try:
+            app = factory()
+        except Exception as exc:
+            raise ConfigError(f"Error calling the app factory {self.app!r}:", traceback_of=exc) from exc
+        if not callable(app):
+            raise ConfigError(f"The app factory {self.app!r} returned {app!r}, not an ASGI app")
         return app
 
     def _make_ssl_context(self) -> ssl.SSLContext:
         from squall.tls import create_ssl_context
 
-        return create_ssl_context(
-            certfile=self.ssl_certfile,
-            keyfile=self.ssl_keyfile,
-            password=self.ssl_keyfile_password,
-            ssl_version=self.ssl_version,
-            cert_reqs=self.ssl_cert_reqs,
-            ca_certs=self.ssl_ca_certs,
-            ciphers=self.ssl_ciphers,
-        )
+        def default_context() -> ssl.SSLContext:
+            return create_ssl_context(
+                certfile=self.ssl_certfile,
+                keyfile=self.ssl_keyfile,
+                password=self.ssl_keyfile_password,
+                ssl_version=self.ssl_version,
+                cert_reqs=self.ssl_cert_reqs,
+                ca_certs=self.ssl_ca_certs,
+                ciphers=self.ssl_ciphers,
+            )
+
+        if self.ssl_context_factory is None:
+            return default_context()
+        try:
+            context = self.ssl_context_factory(self, default_context)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError("Error calling ssl_context_factory:", traceback_of=exc) from exc
+        if not isinstance(context, ssl.SSLContext):
+            raise ConfigError(f"ssl_context_factory must return an ssl.SSLContext, not {type(context).__name__}")
+        return context
 
     def setup_event_loop(self) -> None:
-        """Kept for code written against Uvicorn; Squall picks the loop in `Server.run`."""
+        """Kept for code written against older Uvicorn; Squall picks the loop in `Server.run`."""
 
     def get_loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        """What makes the event loop `Server.run` runs in: a custom factory, or one for the loop setting."""
+        if isinstance(self.loop, str) and ":" in self.loop:
+            factory = _load_custom("--loop", self.loop)
+            if not callable(factory):
+                raise ConfigError(f"--loop {self.loop!r} is not callable: it must name a function that returns a new event loop")
+            return factory  # type: ignore[no-any-return]
         return new_event_loop_factory(resolve_loop(self.loop) if isinstance(self.loop, str) else "asyncio")
 
     def bind_socket(self) -> socket.socket:
@@ -587,8 +692,20 @@ class Config:
         return bind_socket(self)
 
 
-def _looks_like_factory(func: Callable[..., Any]) -> bool:
+def _looks_like_factory(app: Any) -> bool:
+    """A zero-argument callable that is not an ASGI app: an app factory passed without --factory."""
+    if not callable(app) or inspect.iscoroutinefunction(app):
+        return False
+    if not inspect.isclass(app) and not inspect.isfunction(app):
+        if inspect.iscoroutinefunction(getattr(app, "__call__", None)):
+            return False
     try:
-        return len(inspect.signature(func).parameters) == 0
+        signature = inspect.signature(app)
     except (TypeError, ValueError):
         return False
+    # Not `*args`/`**kwargs`: a wrapper that passes its arguments on to an
+    # app looks like that, and must not be called to find out.
+    return all(
+        param.default is not param.empty and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+        for param in signature.parameters.values()
+    )

@@ -1,9 +1,10 @@
 """The ASGI lifespan protocol: startup before serving, shutdown after.
 
 `LifespanOn` runs the app's lifespan task for the server's whole life.  With
-`--lifespan auto` an app that raises before it first calls `receive` is taken
-not to support lifespan, and the server carries on without it; with `on` the
-same is an error.
+`--lifespan auto` an app that raises before it first calls `receive`, or
+returns without answering the startup event, is taken not to support
+lifespan, and the server carries on without it; with `on` the same is an
+error.  "Application startup complete." is said only when the app said so.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ class LifespanOn:
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._startup_done = asyncio.Event()
         self._shutdown_done = asyncio.Event()
+        self._startup_complete = False
         self._startup_failed = False
         self._shutdown_failed = False
+        self._finished = False
         self._error_occurred = False
         self._called_receive = False
         self._task: asyncio.Task[None] | None = None
@@ -54,15 +57,24 @@ class LifespanOn:
         await self._events.put({"type": "lifespan.startup"})
         await self._startup_done.wait()
 
-        if self._startup_failed or (self._error_occurred and self.config.lifespan == "on"):
+        required = self.config.lifespan == "on"
+        if self._startup_failed or (self._error_occurred and required):
             logger.error(STARTUP_FAILED)
             self.should_exit = True
-        elif not self._error_occurred:
+        elif self._startup_complete:
             logger.info("Application startup complete.")
+        elif not self._error_occurred:
+            # The app returned without answering: it takes no part in the lifespan.
+            if required:
+                logger.error("The ASGI app returned without answering 'lifespan.startup'.")
+                logger.error(STARTUP_FAILED)
+                self.should_exit = True
+            else:
+                logger.info("ASGI 'lifespan' protocol appears unsupported.")
 
     async def shutdown(self) -> None:
-        if self._error_occurred:
-            return
+        if self._error_occurred or self._finished:
+            return  # nobody left to tell
         logger.info("Waiting for application shutdown.")
         await self._events.put({"type": "lifespan.shutdown"})
         await self._shutdown_done.wait()
@@ -81,6 +93,10 @@ class LifespanOn:
         }
         try:
             await self.config.loaded_app(scope, self._receive, self._send)
+        except asyncio.CancelledError:
+            # The server is going away without a lifespan shutdown (a forced
+            # exit): expected, and already said in one line by the server.
+            raise
         except BaseException as exc:
             self._error_occurred = True
             if self._startup_failed or self._shutdown_failed:
@@ -91,6 +107,7 @@ class LifespanOn:
             else:
                 logger.error("Exception in 'lifespan' protocol", exc_info=exc)
         finally:
+            self._finished = True
             # Whatever happened, nobody waits forever on an event the app never sent.
             self._startup_done.set()
             self._shutdown_done.set()
@@ -99,6 +116,7 @@ class LifespanOn:
         kind = message.get("type")
         if kind == "lifespan.startup.complete":
             self._check_order(startup=True)
+            self._startup_complete = True
             self._startup_done.set()
         elif kind == "lifespan.startup.failed":
             self._check_order(startup=True)

@@ -1,8 +1,14 @@
-"""Log formatting: the default config, and the formatters it names.
+"""Log formatting: the default logging configuration, and the formatters it names.
 
-Loggers: `squall.error` for the server's own messages, `squall.access` for one
-line per request.  Colours follow `--use-colors`, or whether stderr/stdout is
-a TTY when it is not given.
+Loggers: `squall.error` for the server's own messages, `squall.access` for
+one line per HTTP request, `squall.asgi` for the ASGI messages traced at
+`--log-level trace`.  Uvicorn's names for them (`uvicorn.error`...) are the
+same logger objects: see `squall.logger_aliases`.
+
+The formatters take Uvicorn's class names and arguments, so a logging
+configuration written for Uvicorn only has to swap the module name (which
+Squall does itself when it applies one).  Colours follow `use_colors`, or,
+when it is None, whether the stream the handler writes to is a terminal.
 """
 
 from __future__ import annotations
@@ -17,18 +23,30 @@ import click
 
 TRACE_LOG_LEVEL = 5
 
-_LEVEL_COLOURS = {
-    TRACE_LOG_LEVEL: lambda s: click.style(s, fg="blue"),
-    logging.DEBUG: lambda s: click.style(s, fg="cyan"),
-    logging.INFO: lambda s: click.style(s, fg="green"),
-    logging.WARNING: lambda s: click.style(s, fg="yellow"),
-    logging.ERROR: lambda s: click.style(s, fg="red"),
-    logging.CRITICAL: lambda s: click.style(s, fg="bright_red"),
+_LEVEL_COLOURS: dict[int, str] = {
+    TRACE_LOG_LEVEL: "blue",
+    logging.DEBUG: "cyan",
+    logging.INFO: "green",
+    logging.WARNING: "yellow",
+    logging.ERROR: "red",
+    logging.CRITICAL: "bright_red",
 }
+# By the status code's class: 1xx ... 5xx.
+_STATUS_COLOURS: dict[int, str] = {1: "bright_white", 2: "green", 3: "yellow", 4: "red", 5: "bright_red"}
+
+# The access line of Squall's default configuration, and the fields it uses.
+ACCESS_FORMAT = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
 
 
-class ColourFormatter(logging.Formatter):
-    """Adds `%(levelprefix)s`: the level name, padded, coloured on a TTY."""
+def style_pid(template: str) -> str:
+    """A message template with its `%d` (the process id) in cyan, for `color_message`."""
+    return template.replace("%d", click.style("%d", fg="cyan"), 1)
+
+
+class ColourizedFormatter(logging.Formatter):
+    """Adds `%(levelprefix)s`: the level name and a colon, padded to 9 columns,
+    coloured on a terminal.  With colours on, a record's `color_message`
+    (given as `extra`) replaces its message template."""
 
     def __init__(
         self,
@@ -37,15 +55,20 @@ class ColourFormatter(logging.Formatter):
         style: Literal["%", "{", "$"] = "%",
         use_colors: bool | None = None,
     ) -> None:
-        self.use_colors = sys.stdout.isatty() if use_colors is None else use_colors
+        self.use_colors = self._stream_is_a_terminal() if use_colors is None else bool(use_colors)
         super().__init__(fmt=fmt, datefmt=datefmt, style=style)
+
+    def _stream_is_a_terminal(self) -> bool:
+        return sys.stdout.isatty()
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record = copy(record)
         name = record.levelname
         pad = " " * max(0, 8 - len(name))
         if self.use_colors:
-            name = _LEVEL_COLOURS.get(record.levelno, str)(name)
+            colour = _LEVEL_COLOURS.get(record.levelno)
+            if colour is not None:
+                name = click.style(name, fg=colour)
             if "color_message" in record.__dict__:
                 record.msg = record.__dict__["color_message"]
                 record.__dict__["message"] = record.getMessage()
@@ -53,58 +76,86 @@ class ColourFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
-class DefaultFormatter(ColourFormatter):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("use_colors") is None:
-            kwargs["use_colors"] = sys.stderr.isatty()
-        super().__init__(*args, **kwargs)
+class DefaultFormatter(ColourizedFormatter):
+    """For the server's messages, which go to stderr."""
+
+    def _stream_is_a_terminal(self) -> bool:
+        return sys.stderr.isatty()
 
 
-class AccessFormatter(ColourFormatter):
-    """Expects the record's args to be (client, method, path, http_version, status)."""
+class AccessFormatter(ColourizedFormatter):
+    """Expects the record's args to be (client, method, path, http_version, status).
+
+    Adds `%(client_addr)s`, `%(request_line)s` and `%(status_code)s` (the
+    code and its reason phrase, coloured by class).  A record logged to the
+    access logger with other arguments (by an app) is shown with its message
+    as the request line rather than failing.
+    """
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record = copy(record)
-        client, method, path, http_version, status = record.args  # type: ignore[misc]
-        try:
-            phrase = http.HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
-        status_text = f"{status} {phrase}".rstrip()
-        request_line = f"{method} {path} HTTP/{http_version}"
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5:
+            client, method, path, http_version, status = args
+            request_line = f"{method} {path} HTTP/{http_version}"
+            status_text = self._status(int(status))  # type: ignore[call-overload]
+        else:
+            client, request_line, status_text = "-", record.getMessage(), ""
         if self.use_colors:
             request_line = click.style(request_line, bold=True)
-            fg = "green" if status < 400 else ("yellow" if status < 500 else "red")
-            status_text = click.style(status_text, fg=fg)
-        record.__dict__.update(
-            client_addr=client, request_line=request_line, status_code=status_text
-        )
+        record.__dict__.update(client_addr=client, request_line=request_line, status_code=status_text)
         return super().formatMessage(record)
 
+    def _status(self, status: int) -> str:
+        try:
+            text = f"{status} {http.HTTPStatus(status).phrase}"
+        except ValueError:
+            text = f"{status} "
+        if not self.use_colors:
+            return text
+        colour = _STATUS_COLOURS.get(status // 100)
+        return click.style(text, fg=colour) if colour else text
 
-def default_logging_config(use_colors: bool | None) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {
-            "default": {
-                "()": "squall.logging.DefaultFormatter",
-                "fmt": "%(levelprefix)s %(message)s",
-                "use_colors": use_colors,
-            },
-            "access": {
-                "()": "squall.logging.AccessFormatter",
-                "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
-                "use_colors": use_colors,
-            },
+
+# The default logging configuration, in `logging.config.dictConfig` form.
+# Programs import it to adjust a copy (`squall.config.LOGGING_CONFIG` is the
+# same object), as they do with Uvicorn's.
+LOGGING_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {
+            "()": "squall.logging.DefaultFormatter",
+            "fmt": "%(levelprefix)s %(message)s",
+            "use_colors": None,
         },
-        "handlers": {
-            "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-            "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+        "access": {
+            "()": "squall.logging.AccessFormatter",
+            "fmt": ACCESS_FORMAT,
         },
-        "loggers": {
-            "squall": {"handlers": ["default"], "level": "INFO", "propagate": False},
-            "squall.error": {"level": "INFO"},
-            "squall.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-        },
-    }
+    },
+    "handlers": {
+        "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+    },
+    "loggers": {
+        "squall": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "squall.error": {"level": "INFO"},
+        "squall.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+def with_colours(config: dict[str, Any], use_colors: bool | None) -> dict[str, Any]:
+    """`config` with `use_colors` set on its "default" and "access" formatters.
+
+    A copy: the caller's dict (often `LOGGING_CONFIG` itself) is left as it was.
+    """
+    if use_colors is None:
+        return config
+    formatters = dict(config.get("formatters") or {})
+    for name in ("default", "access"):
+        if isinstance(formatters.get(name), dict):
+            formatters[name] = {**formatters[name], "use_colors": use_colors}
+    return {**config, "formatters": formatters}
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -13,21 +14,25 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from email.utils import formatdate
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from squall.config import Config
-from squall.sockets import describe_socket
+from squall.logging import TRACE_LOG_LEVEL, style_pid
+from squall.sockets import UnixSocketFile, describe_socket, remove_unix_socket_file, unix_socket_file
 
 if TYPE_CHECKING:
     from squall.lifespan import LifespanOff, LifespanOn
 
 logger = logging.getLogger("squall.error")
 
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+HANDLED_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+if sys.platform == "win32":  # pragma: no cover
+    HANDLED_SIGNALS += (signal.SIGBREAK,)  # Ctrl+Break
 # How often the server wakes to refresh the Date header, check the
 # connections' timeouts and look for a requested exit.
 TICK_SECONDS = 0.1
@@ -76,6 +81,14 @@ class ServerState:
 
 
 class Server:
+    """One server: `run()` it in a new event loop, or `await serve()` in yours.
+
+    What a program embedding it reads, as with Uvicorn's: `config`,
+    `started` (listening, lifespan startup done), `should_exit` (set it to
+    stop gracefully, from any thread), `force_exit` (stop without waiting),
+    `servers` (the asyncio servers listening) and `server_state`.
+    """
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.server_state = ServerState()
@@ -86,67 +99,71 @@ class Server:
         self.force_exit = False
         self.servers: list[asyncio.AbstractServer] = []
         self.lifespan: LifespanOn | LifespanOff | None = None
-        self._last_notified = 0.0
+        self.last_notified = 0.0
         # The second the Date header was last written for.
         self._date_second = -1
         self._max_requests: int | None = None
+        self._captured_signals: list[int] = []
+        # The socket file this server bound for --uds, removed when it stops.
+        self._unix_socket: UnixSocketFile | None = None
 
     # -- entry points --------------------------------------------------------
 
     def run(self, sockets: Sequence[socket.socket] | None = None) -> None:
-        """Run until told to exit, in a new event loop of the configured kind."""
-        factory = self.config.get_loop_factory()
-        if sys.version_info >= (3, 11):
-            with asyncio.Runner(loop_factory=factory) as runner:
-                runner.run(self.serve(sockets=sockets))
-        else:  # pragma: no cover - Python 3.10
-            loop = factory() if factory else asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.serve(sockets=sockets))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
+        """Run until told to exit, in a new event loop of the configured kind.
+
+        The app is imported first, before that loop exists: a module that
+        runs an event loop of its own at import (`asyncio.run(...)`) works.
+        """
+        self.config.load()
+        loop_factory = self.config.get_loop_factory()
+        run_in_new_loop(self.serve(sockets=sockets), loop_factory)
 
     async def serve(self, sockets: Sequence[socket.socket] | None = None) -> None:
         """Serve inside an already running event loop."""
+        with self.capture_signals():
+            await self._serve(sockets)
+
+    async def _serve(self, sockets: Sequence[socket.socket] | None) -> None:
         self.config.load()
         self.lifespan = self.config.lifespan_class(self.config)  # type: ignore[misc]
-        restore = self._install_signal_handlers()
-        try:
-            logger.info("Started server process [%d]", os.getpid())
-            await self.startup(sockets=sockets)
-            if self.should_exit:
-                return
+        pid = os.getpid()
+        logger.info("Started server process [%d]", pid, extra={"color_message": style_pid("Started server process [%d]")})
+        await self.startup(sockets=sockets)
+        if not self.started:
+            return
+        # Told to exit while starting (a signal during a slow lifespan
+        # startup): still shut down properly, the app's shutdown included.
+        if not self.should_exit:
             await self.main_loop()
-            await self.shutdown(sockets=sockets)
-            logger.info("Finished server process [%d]", os.getpid())
-        finally:
-            restore()
+        await self.shutdown(sockets=sockets)
+        logger.info("Finished server process [%d]", pid, extra={"color_message": style_pid("Finished server process [%d]")})
 
     # -- signals -------------------------------------------------------------
 
-    def _install_signal_handlers(self) -> Any:
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Handle SIGINT and SIGTERM while serving.
+
+        Afterwards the handlers that were there before are put back, and the
+        signals that arrived are delivered to them, so that a program that
+        embeds the server still hears of the Ctrl+C (a KeyboardInterrupt,
+        by default) or the SIGTERM that stopped it.  Signals can only be
+        handled in the main thread: elsewhere, set `should_exit` instead.
+        """
         if threading.current_thread() is not threading.main_thread():
-            # Signals can only be caught in the main thread (e.g. tests that
-            # run the server in a thread set `should_exit` instead).
-            return lambda: None
-        loop = asyncio.get_running_loop()
-        installed: list[int] = []
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
         try:
-            for sig in HANDLED_SIGNALS:
-                loop.add_signal_handler(sig, self.handle_exit, sig, None)
-                installed.append(sig)
-        except NotImplementedError:  # pragma: no cover - Windows
-            for sig in HANDLED_SIGNALS:
-                signal.signal(sig, self.handle_exit)
-
-        def restore() -> None:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-
-        return restore
+            yield
+        finally:
+            for sig, handler in previous.items():
+                if handler is not None:  # None: set from C, cannot be put back from Python
+                    signal.signal(sig, handler)
+        # Most recent first: an earlier handler may end the program.
+        for sig in reversed(self._captured_signals):
+            signal.raise_signal(sig)
 
     @property
     def should_exit(self) -> bool:
@@ -168,7 +185,9 @@ class Server:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """The signal handler: the first signal stops gracefully, a further SIGINT at once."""
+        self._captured_signals.append(sig)
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         else:
@@ -188,8 +207,13 @@ class Server:
         self._refresh_default_headers()
         if config.limit_max_requests is not None:
             self._max_requests = config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
-        protocol_factory = functools.partial(
-            config.http_protocol_class,  # type: ignore[arg-type]
+        protocol_class: Any = config.http_protocol_class
+        if logger.isEnabledFor(TRACE_LOG_LEVEL):
+            from squall.protocols.tracing import with_connection_trace
+
+            protocol_class = with_connection_trace(protocol_class)
+        protocol_factory: Any = functools.partial(
+            protocol_class,
             config=config,
             server_state=self.server_state,
             app_state=self.lifespan.state,
@@ -207,9 +231,15 @@ class Server:
                     )
             elif config.fd is not None or config.uds is not None:
                 sock = config.bind_socket()
-                self.servers.append(
-                    await loop.create_server(protocol_factory, sock=sock, ssl=config.ssl, backlog=config.backlog)
-                )
+                if config.uds is not None:
+                    self._unix_socket = unix_socket_file(sock)
+                try:
+                    self.servers.append(
+                        await loop.create_server(protocol_factory, sock=sock, ssl=config.ssl, backlog=config.backlog)
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
             else:
                 self.servers.append(
                     await loop.create_server(
@@ -226,6 +256,7 @@ class Server:
 
             where = config.uds or (f"fd {config.fd}" if config.fd is not None else format_host_port(config.host, config.port))
             logger.error("Could not listen on %s: %s", where, exc.strerror or exc)
+            self._close_listeners()
             await self.lifespan.shutdown()
             self.should_exit = True
             return
@@ -235,6 +266,7 @@ class Server:
             if not isinstance(exc, ConfigError):
                 raise
             logger.error("%s", exc)
+            self._close_listeners()
             await self.lifespan.shutdown()
             self.should_exit = True
             return
@@ -271,7 +303,7 @@ class Server:
     async def main_loop(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
         ticks = 0
-        while not await self._on_tick(ticks):
+        while not await self.on_tick(ticks):
             ticks += 1
             self._wakeup = loop.create_future()
             timer = loop.call_later(TICK_SECONDS, self._wake_main_loop)
@@ -279,15 +311,15 @@ class Server:
             timer.cancel()
         self._wakeup = None
 
-    async def _on_tick(self, ticks: int) -> bool:
+    async def on_tick(self, ticks: int) -> bool:
         now = time.time()
         if int(now) != self._date_second:
             self._refresh_default_headers(now)
         if ticks % TIMEOUT_SWEEP_TICKS == 0:
             self._check_timeouts()
 
-        if self.config.callback_notify is not None and now - self._last_notified > self.config.timeout_notify:
-            self._last_notified = now
+        if self.config.callback_notify is not None and now - self.last_notified > self.config.timeout_notify:
+            self.last_notified = now
             await self.config.callback_notify()
 
         if self.should_exit:
@@ -316,8 +348,7 @@ class Server:
 
     async def shutdown(self, sockets: Sequence[socket.socket] | None = None) -> None:
         logger.info("Shutting down")
-        for server in self.servers:
-            server.close()
+        self._close_listeners()
         for sock in sockets or []:
             sock.close()
 
@@ -340,9 +371,18 @@ class Server:
                 connection.abort()
 
         if self.force_exit:
+            # Asked for (a second Ctrl+C): one line, not an error.
+            logger.warning("Forced exit: open connections, running tasks and the lifespan shutdown are abandoned.")
             return
         assert self.lifespan is not None
         await self.lifespan.shutdown()
+
+    def _close_listeners(self) -> None:
+        """Stop accepting, and remove the --uds socket file this server made."""
+        for server in self.servers:
+            server.close()
+        remove_unix_socket_file(self._unix_socket)
+        self._unix_socket = None
 
     async def _wait_for_connections(self) -> None:
         if self.server_state.connections and not self.force_exit:
@@ -357,3 +397,27 @@ class Server:
         if not self.force_exit:
             for server in self.servers:
                 await server.wait_closed()
+
+
+def run_in_new_loop(
+    main: Awaitable[None], loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+) -> None:
+    """Run `main` in a new event loop; cancel what is left and close the loop afterwards."""
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(main)  # type: ignore[arg-type]
+        return
+    loop = loop_factory() if loop_factory else asyncio.new_event_loop()  # pragma: no cover - Python 3.10
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main)
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()

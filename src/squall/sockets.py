@@ -1,4 +1,8 @@
-"""Binding listening sockets: TCP (IPv4, IPv6, names), Unix sockets, inherited fds."""
+"""Binding listening sockets: TCP (IPv4, IPv6, names), Unix sockets, inherited fds.
+
+A Unix socket's file is ours to remove when we stop listening, but only if it
+is still the file we bound: another server may have replaced it since.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +22,9 @@ def bind_socket(config: Config) -> socket.socket:
     from squall.config import ConfigError
 
     if config.fd is not None:
+        # A duplicate: closing our socket must leave the caller's descriptor open.
         try:
-            sock = socket.socket(fileno=config.fd)
+            sock = socket.socket(fileno=os.dup(config.fd))
         except OSError as exc:
             raise ConfigError(f"--fd {config.fd} is not an open socket: {exc.strerror}") from exc
         sock.setblocking(False)
@@ -62,14 +67,44 @@ def bind_socket(config: Config) -> socket.socket:
     return sock
 
 
+UnixSocketFile = tuple[str, int, int]  # path, device, inode
+
+
+def unix_socket_file(sock: socket.socket) -> UnixSocketFile | None:
+    """What identifies the file a bound Unix socket made, to remove it later; None for other sockets."""
+    if sock.family != getattr(socket, "AF_UNIX", None):
+        return None
+    path = sock.getsockname()
+    if not isinstance(path, str) or not path or path.startswith("\0"):
+        return None  # unnamed, or in the abstract namespace: no file
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return path, info.st_dev, info.st_ino
+
+
+def remove_unix_socket_file(identity: UnixSocketFile | None) -> None:
+    """Remove the socket file, unless it has gone or is now another one."""
+    if identity is None:
+        return
+    path, device, inode = identity
+    try:
+        info = os.stat(path)
+        if (info.st_dev, info.st_ino) == (device, inode) and stat.S_ISSOCK(info.st_mode):
+            os.unlink(path)
+    except OSError:
+        pass
+
+
 def format_host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def describe_socket(sock: socket.socket, is_ssl: bool) -> str:
     """A URL-like description of where a bound socket listens, for the startup log."""
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return f"unix socket {sock.getsockname()}"
     scheme = "https" if is_ssl else "http"
-    if sock.family == socket.AF_UNIX:
-        return f"{scheme} on unix socket {sock.getsockname()}"
     host, port = sock.getsockname()[:2]
     return f"{scheme}://{format_host_port(host, port)}"

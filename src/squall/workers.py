@@ -167,7 +167,8 @@ class _ArbitratedServer(DrainableServer):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig in (signal.SIGINT, signal.SIGQUIT):
-            self._on_quit()
+            if not self.force_exit:  # once, though the signal is delivered again after the shutdown
+                self._on_quit()
             self.should_exit = self.force_exit = True
         elif self._draining is None and not self.should_exit and self.started:
             self._draining = asyncio.get_running_loop().create_task(self._drain_then_exit())

@@ -180,9 +180,12 @@ def test_a_worker_at_its_request_limit_is_replaced_before_it_leaves(start_worker
 
 def test_an_app_that_cannot_be_imported_stops_the_supervisor_with_one_line(tmp_path: Path) -> None:
     result = run_squall("missing:app", "--workers", "2", "--port", "0", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert 'Could not import module "missing"' in result.stderr
     assert "Traceback" not in result.stderr
+    # Found out in the supervisor, before starting any worker.
+    assert "Started worker" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
 def test_an_unguarded_squall_run_with_workers_is_explained_in_one_line(tmp_path: Path) -> None:
@@ -195,6 +198,6 @@ def test_an_unguarded_squall_run_with_workers_is_explained_in_one_line(tmp_path:
     result = subprocess.run(
         [sys.executable, "serve.py"], cwd=tmp_path, capture_output=True, text=True, timeout=30
     )
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert 'under `if __name__ == "__main__":`' in result.stderr
     assert "Traceback" not in result.stderr

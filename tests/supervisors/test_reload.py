@@ -71,8 +71,9 @@ def test_reload_serves_each_save_and_survives_a_syntax_error(
         assert changed == "'reloadapp.py'"
 
         app_file.write_text(app_source("three").replace("async def app(", "async def app(:"))
-        process.wait_for_log(r'Error importing "reloadapp": SyntaxError')
-        process.wait_for_log(r"exited with code 1; waiting for a change to a watched file")
+        process.wait_for_log(r'Error importing "reloadapp":\n  File ".*reloadapp\.py", line 2')
+        process.wait_for_log(r"\nSyntaxError: ")
+        process.wait_for_log(r"exited with code 3; waiting for a change to a watched file")
 
         app_file.write_text(app_source("four"))
         wait_until(lambda: body(port) == "four", what="the fixed version")
@@ -85,6 +86,6 @@ def test_reload_serves_each_save_and_survives_a_syntax_error(
 def test_reload_with_workers_is_refused_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "reloadapp.py").write_text(app_source("one"))
     result = run_squall("reloadapp:app", "--reload", "--workers", "2", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 3
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--reload and --workers are mutually exclusive" in lines[0]

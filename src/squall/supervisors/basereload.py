@@ -22,6 +22,7 @@ from pathlib import Path
 from threading import Event
 
 from squall.config import Config
+from squall.logging import style_pid
 from squall.supervisors.filefilter import FileFilter
 from squall.supervisors.process import describe_exit, log_listening, start_server_process
 from squall.supervisors.signals import SignalQueue
@@ -60,7 +61,8 @@ class BaseReload:
         with self._signals as signals:
             logger.info("Will watch for changes in these directories: %s", [str(d) for d in self.config.reload_dirs])
             log_listening(self.sockets, self.config.is_ssl)
-            logger.info("Started reloader process [%d] using %s", os.getpid(), self.backend)
+            started = "Started reloader process [%d] using %s"
+            logger.info(started, os.getpid(), self.backend, extra={"color_message": style_pid(started)})
             self._start()
             for changed in self.watch(signals.arrived):
                 if self._stop_requested():
@@ -75,7 +77,7 @@ class BaseReload:
                 else:
                     self._report_exit()
             self._stop_process(restarting=False)
-        logger.info("Stopping reloader process [%d]", os.getpid())
+        logger.info("Stopping reloader process [%d]", os.getpid(), extra={"color_message": style_pid("Stopping reloader process [%d]")})
         return 0
 
     def _stop_requested(self) -> bool:

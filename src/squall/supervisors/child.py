@@ -14,49 +14,68 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from types import FrameType
 
-from squall.config import Config, ConfigError
-from squall.server import Server
+from squall.config import STARTUP_FAILURE, Config, ConfigError
 from squall.supervisors.channel import DRAINING, PING, PONG, READY, RETIRE, receive, send
 from squall.supervisors.drain import DrainableServer
 
 logger = logging.getLogger("squall.error")
 
-# Exit codes a supervisor reads (the same as a single `squall` process's).
-EXIT_CONFIG_ERROR = 1
-EXIT_STARTUP_FAILURE = 3
-
 
 def run_server_process(config: Config, sockets: Sequence[socket.socket], channel: socket.socket | None = None) -> None:
-    """Serve on `sockets` until told to stop; with a `channel`, as a supervised worker."""
+    """Serve on `sockets` until told to stop; with a `channel`, as a supervised worker.
+
+    Exits 0 once stopped, and with STARTUP_FAILURE when the app cannot be
+    loaded or the server cannot start (the supervisor reads the status).
+    """
     # These are the supervisor's signals, but a closing terminal or a job-control
     # shell sends them to the whole process group, and their default actions
     # would kill (SIGHUP) or suspend (SIGTTIN/SIGTTOU) a worker.
     for name in ("SIGHUP", "SIGTTIN", "SIGTTOU"):
         if hasattr(signal, name):  # POSIX only
             signal.signal(getattr(signal, name), signal.SIG_IGN)
-    # The Config arrived by pickle, which does not run __init__ again.
-    config.configure_logging()
+    # SIGTERM while the app is still being imported, or delivered again by
+    # the server once it has shut down: stop quietly, as after Ctrl+C.
+    signal.signal(signal.SIGTERM, _interrupt)
 
-    server: Server
-    if channel is None:
-        server = Server(config)
-    else:
-        server = DrainableServer(config)
-        WorkerAgent(server, channel).attach()
+    server = SupervisedServer(config)
     try:
+        # The Config arrived by pickle, which does not run __init__ again.
+        config.configure_logging()
+        if channel is not None:
+            WorkerAgent(server, channel).attach()
         server.run(sockets=sockets)
     except ConfigError as exc:
-        # The app failed to import or load: one line, as for a single process.
-        cause = exc.__cause__
-        logger.error("%s", exc, exc_info=cause if cause is not None and logger.isEnabledFor(logging.DEBUG) else None)
-        sys.exit(EXIT_CONFIG_ERROR)
+        # The app failed to import or load: as for a single process.
+        exc.log(logger)
+        sys.exit(STARTUP_FAILURE)
     except KeyboardInterrupt:
-        # Ctrl+C reached this process while it was still importing the app,
-        # before the server had its own handlers; the supervisor is stopping.
-        pass
+        return  # told to stop, by the supervisor or the terminal
     if not server.started:
-        sys.exit(EXIT_STARTUP_FAILURE)
+        sys.exit(STARTUP_FAILURE)
+
+
+def _interrupt(sig: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+class SupervisedServer(DrainableServer):
+    """A server in a process that a supervisor started.
+
+    Ctrl+C in a terminal reaches the whole process group: the supervisor,
+    which then sends each server process SIGTERM, and each server process
+    directly.  So a server process gets SIGINT and SIGTERM for the same
+    Ctrl+C, in either order; only a second SIGINT (a second Ctrl+C, or
+    the supervisor passing one on) means "quit now".
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        repeated = sig == signal.SIGINT and signal.SIGINT in self._captured_signals
+        self._captured_signals.append(sig)
+        if repeated:
+            self.force_exit = True
+        self.should_exit = True
 
 
 class WorkerAgent:

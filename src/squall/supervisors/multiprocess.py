@@ -31,9 +31,9 @@ from collections import deque
 from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 
-from squall.config import Config
+from squall.config import STARTUP_FAILURE, Config
+from squall.logging import style_pid
 from squall.supervisors.channel import DRAINING, PING, PONG, READY, RETIRE, channel_pair, receive, send
-from squall.supervisors.child import EXIT_STARTUP_FAILURE
 from squall.supervisors.drain import drain_limit
 from squall.supervisors.process import describe_exit, log_listening, start_server_process
 from squall.supervisors.signals import SignalQueue
@@ -147,7 +147,7 @@ class Multiprocess:
     def run(self) -> int:
         with SignalQueue(HANDLED_SIGNALS) as signals:
             self.selector.register(signals, selectors.EVENT_READ, None)
-            logger.info("Started parent process [%d]", os.getpid())
+            logger.info("Started parent process [%d]", os.getpid(), extra={"color_message": style_pid("Started parent process [%d]")})
             log_listening(self.sockets, self.config.is_ssl)
             for slot in range(1, self.target + 1):
                 worker = self._spawn(slot)
@@ -164,7 +164,7 @@ class Multiprocess:
                     self._on_signal(sig)
                 self._on_timers()
         self.selector.close()
-        logger.info("Stopping parent process [%d]", os.getpid())
+        logger.info("Stopping parent process [%d]", os.getpid(), extra={"color_message": style_pid("Stopping parent process [%d]")})
         return self.exit_status
 
     def _seconds_to_next_timer(self) -> float:
@@ -299,7 +299,7 @@ class Multiprocess:
         elif not self.ever_ready:
             # Nothing has ever served: the app cannot start (its error is in the log above).
             logger.error("Worker %d [%d] %s before serving; stopping.", slot, pid, how)
-            self.exit_status = exitcode if exitcode is not None and exitcode > 0 else EXIT_STARTUP_FAILURE
+            self.exit_status = exitcode if exitcode is not None and exitcode > 0 else STARTUP_FAILURE
             self._stop_all()
         else:
             delay = self._schedule_respawn(slot)

@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 import pytest
+import support
 import websockets.exceptions
 from websockets.sync.client import connect
 from ws_helpers import (
@@ -87,7 +88,7 @@ def test_close_before_accept_is_403(ws_serve: Any, caplog: pytest.LogCaptureFixt
         await send({"type": "websocket.close"})
         recorder.put(await receive())
 
-    caplog.set_level(logging.INFO, logger="squall.access")
+    caplog.set_level(logging.INFO, logger="squall.error")
     with ws_serve(app) as server:
         with pytest.raises(websockets.exceptions.InvalidStatus) as info:
             connect(f"ws://127.0.0.1:{server.port}/denied")
@@ -95,20 +96,28 @@ def test_close_before_accept_is_403(ws_serve: Any, caplog: pytest.LogCaptureFixt
         disconnect = recorder.get()
     assert disconnect["type"] == "websocket.disconnect"
     assert disconnect["code"] == 1006
-    access = [r.getMessage() for r in caplog.records if r.name == "squall.access"]
-    assert any('"WebSocket /denied HTTP/1.1" 403' in line for line in access), access
+    lines = [r.getMessage() for r in caplog.records if r.name == "squall.error"]
+    assert any(line.endswith('"WebSocket /denied" 403') for line in lines), lines
+    assert "connection open" not in lines
     _no_error_logs(caplog)
 
 
-def test_accept_is_logged_in_the_access_log(ws_serve: Any, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="squall.access")
-    with ws_serve(echo_app()) as server, connect(f"ws://127.0.0.1:{server.port}/chat?room=1") as client:
-        client.send("hi")
-        assert client.recv() == "hi"
-    lines = [r.getMessage() for r in caplog.records if r.name == "squall.access"]
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("127.0.0.1:")
-    assert lines[0].endswith('"WebSocket /chat?room=1 HTTP/1.1" 101')
+def test_accept_open_and_close_are_logged_as_uvicorn_does(ws_serve: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="squall.error")
+    with ws_serve(echo_app()) as server:
+        with connect(f"ws://127.0.0.1:{server.port}/chat?room=1") as client:
+            client.send("hi")
+            assert client.recv() == "hi"
+        support.wait_until(
+            lambda: "connection closed" in [r.getMessage() for r in caplog.records], what="the close to be logged"
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "squall.error" and r.levelno == logging.INFO]
+    websocket_lines = [line for line in lines if "WebSocket" in line or line.startswith("connection ")]
+    assert len(websocket_lines) == 3, lines
+    assert websocket_lines[0].startswith("127.0.0.1:")
+    assert websocket_lines[0].endswith('"WebSocket /chat?room=1" [accepted]')
+    assert websocket_lines[1:] == ["connection open", "connection closed"]
+    assert not [r for r in caplog.records if r.name == "squall.access"]
 
 
 def test_denial_response_is_sent_as_given(ws_serve: Any) -> None:

@@ -101,6 +101,9 @@ SHUTDOWN_GRACE = 1.0
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1 << 20
 
+# Body chunks from this size on are written beside the head, not copied behind it.
+LARGE_BODY = 16384
+
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SWITCH_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n"
@@ -577,18 +580,28 @@ class H1Connection(Connection):
             data = body
         elif framing == FRAMING_CHUNKED:
             end = b"" if more_body or stream.trailers else b"0\r\n\r\n"
-            if body:
-                data = b"%x\r\n%s\r\n%s" % (len(body), body, end)
-            else:
-                data = end
+            if len(body) >= LARGE_BODY:
+                self._write_large(b"%x\r\n" % len(body), body, b"\r\n" + end)
+                return
+            data = b"%x\r\n%s\r\n%s" % (len(body), body, end) if body else end
         else:  # FRAMING_CLOSE
             data = body
+        if len(data) >= LARGE_BODY:
+            self._write_large(data)
+            return
         head = self._pending_head
         if head is not None:
             self._pending_head = None
             data = head + data if data else head
         if data:
             self.write(data)
+
+    def _write_large(self, *parts: bytes) -> None:
+        """A big body chunk: one vectored write with the head, rather than copying it behind the head."""
+        head = self._pending_head
+        self._pending_head = None
+        if not self.closing:
+            self.transport.writelines((head, *parts) if head is not None else parts)
 
     async def stream_send_file(self, stream: ASGIStream, path: str, more_body: bool) -> None:
         from squall.protocols.http.sendfile import send_file

@@ -35,7 +35,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from squall.protocols.http.connection import ASGI2_VERSION, ASGI_VERSION
+from squall.logging import TRACE_LOG_LEVEL
 from squall.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
+from squall.protocols.tracing import client_prefix
 from squall.protocols.utils import get_local_addr, get_remote_addr, is_ssl, tls_extension
 from squall.protocols.websockets.handshake import (
     HandshakeError,
@@ -53,7 +55,6 @@ if TYPE_CHECKING:
     from squall.server import ServerState
 
 logger = logging.getLogger("squall.error")
-access_logger = logging.getLogger("squall.access")
 
 # How long to wait for the peer's close frame once ours is sent, and then for
 # the transport to flush and close, before giving up on the peer.
@@ -118,7 +119,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.loop = _loop or asyncio.get_event_loop()
         self.server_state = server_state
         self.app_state = app_state
-        self.access_log = access_logger.hasHandlers() and access_logger.isEnabledFor(logging.INFO)
+        # Logged "connection open": "connection closed" is owed at the end.
+        self._logged_open = False
         # None (from Python, not the CLI) means no limit.
         self.max_size: int | None = config.ws_max_size
         self.per_message_deflate = config.ws_per_message_deflate
@@ -183,8 +185,14 @@ class WebSocketProtocol(asyncio.Protocol):
         if is_ssl(transport):
             self.scheme = "wss"
         self.server_state.connections.add(self)
+        if logger.isEnabledFor(TRACE_LOG_LEVEL):
+            logger.log(TRACE_LOG_LEVEL, "%sWebSocket connection made", client_prefix(self, transport))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if logger.isEnabledFor(TRACE_LOG_LEVEL):
+            logger.log(TRACE_LOG_LEVEL, "%sWebSocket connection lost", client_prefix(self, None))
+        if self._logged_open:
+            logger.info("connection closed")
         self.server_state.connections.discard(self)
         self._phase = CLOSED
         self._stop_keepalive()
@@ -331,7 +339,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 else:
                     logger.error("ASGI callable returned without accepting or closing the WebSocket.")
             self._set_disconnect(CLOSE_ABNORMAL, "")
-            self._log_access(500)
+            self._log_handshake("500")
             self._respond(plain_response(500, "Internal Server Error", *self._default_headers()))
         elif phase is OPEN:
             # The app is done with an open WebSocket: close it properly for the
@@ -424,7 +432,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self._app_state = APP_OPEN
         self._phase = OPEN
         self.transport.write(head)
-        self._log_access(101)
+        self._log_handshake("[accepted]")
+        logger.info("connection open")
+        self._logged_open = True
         interval = self.config.ws_ping_interval
         if interval:
             self._keepalive = Keepalive(
@@ -441,7 +451,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._app_state = APP_DONE
         if self._phase is CONNECTING:
             self._set_disconnect(CLOSE_ABNORMAL, "")
-            self._log_access(403)
+            self._log_handshake("403")
             self._respond(plain_response(403, "", *self._default_headers()))
 
     def _start_denial(self, message: dict[str, Any]) -> None:
@@ -467,7 +477,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 raise RuntimeError(f"Invalid 'websocket.http.response.start' headers: {exc}") from None
             self._app_state = APP_DONE
             self._set_disconnect(CLOSE_ABNORMAL, "")
-            self._log_access(status)
+            self._log_handshake(str(status))
             self._respond(data)
         else:
             self._app_state = APP_DONE  # the client is gone: like HTTP, drop the rest silently
@@ -561,17 +571,15 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # -- logging -------------------------------------------------------------------------
 
-    def _log_access(self, status: int) -> None:
-        if not self.access_log:
-            return
+    def _log_handshake(self, outcome: str) -> None:
+        """'127.0.0.1:5000 - "WebSocket /chat" [accepted]' (or the status refusing it), as Uvicorn logs it."""
         scope = self.scope
         client = scope.get("client")
         client_text = f"{client[0]}:{client[1]}" if client else "-"
         path = scope["path"]
         if scope["query_string"]:
             path += "?" + scope["query_string"].decode("ascii", "replace")
-        # The HTTP access line's shape, so that the access formatter takes it.
-        access_logger.info('%s - "%s %s HTTP/%s" %d', client_text, "WebSocket", path, scope["http_version"], status)
+        logger.info('%s - "WebSocket %s" %s', client_text, path, outcome)
 
 
 def _check_send(message: dict[str, Any]) -> None:
