@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 from squall.config import (
     LOGGING_CONFIG,
@@ -77,6 +77,9 @@ def run(
     timeout_notify: int = 30,
     timeout_graceful_shutdown: float | None = None,
     timeout_worker_healthcheck: float = 5,
+    timeout_request_header: float = 10,
+    timeout_request_body_idle: float = 60,
+    timeout_write: float = 60,
     callback_notify: Callable[..., Awaitable[None]] | None = None,
     ssl_keyfile: str | os.PathLike[str] | None = None,
     ssl_certfile: str | os.PathLike[str] | None = None,
@@ -91,6 +94,11 @@ def run(
     h11_max_incomplete_event_size: int | None = None,
     reset_contextvars: bool = False,
     app_dir: str | None = None,
+    http2_max_concurrent_streams: int = 100,
+    http2_initial_window_size: int = 256 * 1024,
+    http2_max_frame_size: int = 16384,
+    http2_max_header_list_size: int = 64 * 1024,
+    http2_impl: Literal["squall", "h2"] = "squall",
 ) -> None:
     """Serve `app` until told to stop, then return.
 

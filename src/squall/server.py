@@ -371,8 +371,12 @@ class Server:
                 connection.abort()
 
         if self.force_exit:
-            # Asked for (a second Ctrl+C): one line, not an error.
+            # Asked for (a second Ctrl+C): one line, not an error.  The
+            # connections are dropped first, so that the cancelled apps'
+            # requests end silently rather than with a 500 after the last line.
             logger.warning("Forced exit: open connections, running tasks and the lifespan shutdown are abandoned.")
+            for connection in list(self.server_state.connections):
+                connection.abort()
             return
         assert self.lifespan is not None
         await self.lifespan.shutdown()

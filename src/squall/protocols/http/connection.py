@@ -249,9 +249,12 @@ class Connection(asyncio.Protocol, StreamHost):
         return True
 
     def abort(self) -> None:
+        """Drop the connection now; its apps hear of it at once, not when the loop next turns."""
         self.closing = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
+        for stream in self.open_streams():
+            stream.disconnect()
 
     def write(self, data: bytes) -> None:
         if not self.closing:
