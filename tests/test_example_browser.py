@@ -5,7 +5,11 @@ message is typed into the input and sent with the button, and the test waits
 for the server's echo to appear in the page's list.  This covers what the
 protocol tests cannot: a browser's own handshake (its headers, its
 permessage-deflate offer, its masking) against every `--ws` implementation
-on both HTTP implementations.
+on both HTTP implementations, over http:// and over https://, where the
+browser loads the page over HTTP/2 (ALPN h2: the navigation's
+`nextHopProtocol`) and opens the WebSocket with wss.  The https certificate
+is a trustme one; Chromium accepts it by its public key's hash
+(`--ignore-certificate-errors-spki-list`), and nothing else.
 
 Chromium is driven over the Chrome DevTools Protocol (CDP) with the
 `websockets` client, so no Playwright, Selenium or Node is needed.  One
@@ -16,7 +20,9 @@ Debian's package).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import inspect
 import itertools
 import json
@@ -31,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from support import SquallProcess
 from websockets.sync.client import ClientConnection, connect
 
@@ -91,7 +100,7 @@ class Browser:
     tab's `sessionId` ("flattened" sessions), so one socket serves every tab.
     """
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, flags: list[str] = []) -> None:  # noqa: B006 (never mutated)
         # The profile (a fresh one: no state from earlier runs) and the log
         # of what Chromium prints, removed together at the end.
         self.workdir = Path(tempfile.mkdtemp(prefix="squall-chromium-"))
@@ -100,7 +109,7 @@ class Browser:
         # A session of its own, so that the renderer, GPU and utility
         # processes can all be killed with the browser's process group.
         self.process = subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            [binary, *CHROMIUM_FLAGS, *flags, f"--user-data-dir={self.profile}", "about:blank"],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -229,11 +238,25 @@ class Tab:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A trustme certificate for 127.0.0.1 and its key, as files, and its public key's hash for Chromium."""
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    directory = tmp_path_factory.mktemp("browser-tls")
+    paths = {"cert": str(directory / "cert.pem"), "key": str(directory / "key.pem")}
+    cert.cert_chain_pems[0].write_to_path(paths["cert"])
+    cert.private_key_pem.write_to_path(paths["key"])
+    public_key = x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes()).public_key()
+    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    paths["spki"] = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    return paths
+
+
+@pytest.fixture(scope="module")
+def browser(tls_files: dict[str, str]) -> Iterator[Browser]:
     binary = find_chromium()
     if binary is None:
         pytest.skip("Chromium is not installed (make test-tools installs Debian's chromium package)")
-    instance = Browser(binary)
+    instance = Browser(binary, [f"--ignore-certificate-errors-spki-list={tls_files['spki']}"])
     try:
         yield instance
     finally:
@@ -244,19 +267,28 @@ STATUS = "document.getElementById('status').textContent"
 MESSAGES = "Array.from(document.querySelectorAll('#messages li'), (item) => item.textContent)"
 
 
+# How the browser reaches the page over each scheme (ALPN offers h2 over TLS).
+PAGE_PROTOCOL = {"http": "http/1.1", "https": "h2"}
+NEXT_HOP = "performance.getEntriesByType('navigation')[0].nextHopProtocol"
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("http", HTTP_IMPLS)
 @pytest.mark.parametrize("ws", WS_IMPLS)
-def test_typed_message_is_echoed_in_the_page(browser: Browser, ws: str, http: str) -> None:
+def test_typed_message_is_echoed_in_the_page(browser: Browser, tls_files: dict[str, str], ws: str, http: str, scheme: str) -> None:
     # Non-ASCII, so that the text frames' UTF-8 goes both ways.
-    message = f"Hello from Chromium over --ws {ws} --http {http} ✓ — ünïcødé"
+    message = f"Hello from Chromium over --ws {ws} --http {http} ({scheme}) ✓ — ünïcødé"
     args = ["app:app", "--app-dir", str(EXAMPLES), "--host", "127.0.0.1", "--port", "0"]
+    if scheme == "https":
+        args += ["--ssl-certfile", tls_files["cert"], "--ssl-keyfile", tls_files["key"]]
     with SquallProcess(*args, "--ws", ws, "--http", http, cwd=ROOT) as server:
         port = server.wait_started()
         with browser.tab() as tab:
-            tab.navigate(f"http://127.0.0.1:{port}/")
+            tab.navigate(f"{scheme}://127.0.0.1:{port}/")
             # Waiting for "open" makes the send below take the page's normal
             # path rather than its queue for messages typed while connecting.
             tab.wait_for(f"document.getElementById('status') && {STATUS}", lambda status: status == "open")
+            assert tab.evaluate(NEXT_HOP) == PAGE_PROTOCOL[scheme]
 
             tab.evaluate("document.getElementById('message').focus()")
             tab.call("Input.insertText", {"text": message})  # typed, with the input events

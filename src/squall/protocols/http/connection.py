@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
 
+# Seconds a transport we closed may take to be gone before it is aborted.
+CLOSE_GRACE = 1.0
+
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 ASGI2_VERSION = {"version": "2.0", "spec_version": "2.4"}
 
@@ -83,6 +86,8 @@ class Connection(asyncio.Protocol, StreamHost):
         self.scheme = "http"
         self.extensions: dict[str, Any] = HTTP_EXTENSIONS
         self.closing = False
+        # When close_transport closed the transport (loop time; 0: it did not).
+        self.closed_at = 0.0
         self.write_paused = False
         # When the transport's buffer filled (loop time), for the write timeout.
         self.write_paused_at = 0.0
@@ -223,7 +228,25 @@ class Connection(asyncio.Protocol, StreamHost):
     def close_transport(self) -> None:
         self.closing = True
         if not self.transport.is_closing():
+            self.closed_at = self.loop.time()
             self.transport.close()
+
+    def close_stalls(self, now: float) -> bool:
+        """Whether we closed the transport (then nothing else is timed): abort it if it takes too long.
+
+        Closing a TLS transport waits for the peer's close_notify, up to 30 s;
+        a peer that does not read (a browser's idle or preconnected socket)
+        never sends it.  Once what we wrote is out, or the write timeout (if
+        any) has passed, there is nothing left to wait for.
+        """
+        if not self.closed_at:
+            return False
+        waited = now - self.closed_at
+        if waited >= CLOSE_GRACE:
+            timeout = self.config.timeout_write
+            if not self.transport.get_write_buffer_size() or (timeout and waited >= timeout):
+                self.transport.abort()  # (`abort` leaves a closing transport alone)
+        return True
 
     def abort(self) -> None:
         """Drop the connection now; its apps hear of it at once, not when the loop next turns."""

@@ -27,6 +27,7 @@ PAUSE_WRITE = 8  # our own writes back up: the peer is not reading them
 PAUSE_ERROR = 16  # malformed input was read: nothing more will be
 PAUSE_QUEUE = 32  # a WebSocket app has --ws-max-queue messages waiting for receive()
 PAUSE_EARLY_DATA = 64  # WebSocket frames sent before the 101 fill what is kept until the app decides
+PAUSE_BACKLOG = 128  # HTTP/2: bytes already read wait their turn to be parsed
 
 
 class ReadGate:

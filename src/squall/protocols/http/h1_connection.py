@@ -237,6 +237,8 @@ class H1Connection(Connection):
     # -- called by the server ------------------------------------------------------------
 
     def check_timeouts(self, now: float) -> None:
+        if self.close_stalls(now):
+            return
         state = self.state
         config = self.config
         if state is IDLE:

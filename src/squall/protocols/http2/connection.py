@@ -21,7 +21,9 @@ Limits against hostile clients:
 - resets cost tokens from a budget that refills slowly: past it, GOAWAY
   with ENHANCE_YOUR_CALM;
 - PING and SETTINGS floods are answered by the wire layer; when our writes
-  back up, reading pauses (see `Connection.pause_writing`);
+  back up, reading pauses (see `Connection.pause_writing`); what was read
+  is parsed PARSE_SLICE bytes per loop iteration, so that a flood of small
+  frames on one connection cannot starve the others;
 - a stream whose window stays closed for --timeout-write is reset.
 """
 
@@ -32,6 +34,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from squall.protocols.http.connection import Connection
+from squall.protocols.http.flow_control import PAUSE_BACKLOG
 from squall.protocols.http.h1_request import BadRequest, RequestHead, split_target
 from squall.protocols.http.stream import DONE, START, ASGIStream
 from squall.protocols.http2.request import H2Request, response_headers
@@ -60,6 +63,14 @@ RESET_BUDGET = 200
 RESET_REFILL_PER_SECOND = 20.0
 # Apps that may still run for a connection, in multiples of the stream limit.
 RUNNING_APPS_FACTOR = 2
+# Bytes parsed per loop iteration.  A wire layer spends 10-90 us on each
+# small frame (h2 the most): a 256 KiB read of tiny frames (a PING,
+# SETTINGS or PRIORITY flood) would hold the loop, and every other client,
+# for up to 1.5 s; 4 KiB of them take at most some 25 ms.
+PARSE_SLICE = 4 * 1024
+# Response body bytes that are written at once rather than at the end of
+# the loop iteration (the transport's default high-water mark).
+FLUSH_BYTES = 64 * 1024
 
 _HOP_BY_HOP_REQUEST = frozenset((b"connection", b"upgrade", b"http2-settings", b"keep-alive", b"transfer-encoding"))
 
@@ -120,6 +131,10 @@ class H2Connection(Connection, H2Events):
         self._reset_tokens = float(RESET_BUDGET)
         self._reset_checked = 0.0
         self._flush_scheduled = False
+        # Body bytes handed to the wire since the last write.
+        self._unflushed = 0
+        # Bytes read but not parsed yet (see PARSE_SLICE).
+        self._backlog: memoryview | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -141,6 +156,33 @@ class H2Connection(Connection, H2Events):
         self.flush()
 
     def data_received(self, data: bytes) -> None:
+        if self._backlog is not None:
+            # Delivered although reading is paused (a TLS transport may pass on what it had decrypted).
+            self._backlog = memoryview(bytes(self._backlog) + data)
+            return
+        if len(data) > PARSE_SLICE:
+            # The rest waits for the next loop iterations, reading paused meanwhile.
+            self._backlog = memoryview(data)[PARSE_SLICE:]
+            data = data[:PARSE_SLICE]
+            self.read_gate.pause(PAUSE_BACKLOG)
+            self.loop.call_soon(self._parse_backlog, context=self.context)
+        self._parse(data)
+
+    def _parse_backlog(self) -> None:
+        backlog = self._backlog
+        if self.closing or backlog is None:
+            self._backlog = None
+            return
+        data = bytes(backlog[:PARSE_SLICE])
+        if len(backlog) > PARSE_SLICE:
+            self._backlog = backlog[PARSE_SLICE:]
+            self.loop.call_soon(self._parse_backlog, context=self.context)
+        else:
+            self._backlog = None
+            self.read_gate.resume(PAUSE_BACKLOG)
+        self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
         try:
             self.wire.receive(data)
         except WireError as exc:
@@ -167,6 +209,7 @@ class H2Connection(Connection, H2Events):
     # -- writing -----------------------------------------------------------------------
 
     def flush(self) -> None:
+        self._unflushed = 0
         data = self.wire.data_to_send()
         if data:
             self.write(data)
@@ -185,6 +228,8 @@ class H2Connection(Connection, H2Events):
 
     def check_timeouts(self, now: float) -> None:
         config = self.config
+        if self.close_stalls(now):
+            return
         if not self.streams and not self.going_away:
             if now - self.idle_since >= config.timeout_keep_alive:
                 self.wire.goaway(NO_ERROR, self.last_stream_id)
@@ -223,6 +268,8 @@ class H2Connection(Connection, H2Events):
     # -- wire events -----------------------------------------------------------------------
 
     def on_request(self, stream_id: int, request: H2Request) -> None:
+        if self.closing:
+            return  # read with the frames that ended the connection (a reset flood): nothing more starts
         if self.going_away:
             self.wire.reset_stream(stream_id, REFUSED_STREAM)
             return
@@ -389,14 +436,22 @@ class H2Connection(Connection, H2Events):
                 self._send_trailers(stream)
             if stream.blocked and not self.write_paused:
                 stream.unblock()
+            sent = len(data)
         else:
+            sent = max(window, 0)
             if window > 0:
                 wire.send_data(stream.stream_id, data[:window], False)
                 rec.pending = data[window:]
             if not stream.blocked:
                 rec.blocked_since = self.loop.time()
                 stream.block()
-        self._schedule_flush()
+        self._unflushed += sent
+        if self._unflushed >= FLUSH_BYTES:
+            # Written now, so that a full transport pauses the streams (pause_writing) before
+            # their apps send more: an app's send does not yield while its stream may write.
+            self.flush()
+        else:
+            self._schedule_flush()
 
     async def stream_send_file(self, stream: ASGIStream, path: str, more_body: bool) -> None:
         from squall.protocols.http.sendfile import send_file

@@ -441,6 +441,8 @@ class SquallWire:
         self._recv_window -= size
         if self._recv_window < 0:
             raise self._error("DATA beyond the connection window.", FLOW_CONTROL_ERROR)
+        # Invalid padding is a connection error whatever the stream's state (RFC 9113 6.1).
+        data = self._unpad(flags, payload)
         stream = self.streams.get(stream_id)
         if stream is None or not stream.remote_open:
             if stream is None and stream_id > self.highest_id:
@@ -454,7 +456,6 @@ class SquallWire:
             self.ack_data(0, size)
             self._stream_error(stream_id, FLOW_CONTROL_ERROR)
             return
-        data = self._unpad(flags, payload)
         end_stream = flags & FLAG_END_STREAM
         if not data and not end_stream:
             self._empty_data += 1
@@ -504,11 +505,15 @@ class SquallWire:
             return
         if len(payload) % 6:
             raise self._error("SETTINGS of the wrong size.", FRAME_SIZE_ERROR)
-        self._apply_settings(payload)
+        opened = self._apply_settings(payload)
         self._out.append(_frame(SETTINGS, FLAG_ACK, 0))
         self.events.on_control_frame()
+        if opened:
+            # After the acknowledgement: a client may count on a larger window only once it has it.
+            self.events.on_window_open(0)
 
-    def _apply_settings(self, payload: bytes) -> None:
+    def _apply_settings(self, payload: bytes) -> bool:
+        """Apply the peer's settings; whether they opened the stream windows."""
         opened = False
         for offset in range(0, len(payload) - len(payload) % 6, 6):
             code, value = _SETTING.unpack_from(payload, offset)
@@ -533,8 +538,7 @@ class SquallWire:
                 if value > 1:
                     raise self._error("SETTINGS_ENABLE_CONNECT_PROTOCOL not 0 or 1.", PROTOCOL_ERROR)
             # HEADER_TABLE_SIZE: our encoder uses no dynamic table, any size suits it.
-        if opened:
-            self.events.on_window_open(0)
+        return opened
 
     def _rst_stream(self, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4:

@@ -21,6 +21,7 @@ PROTOCOL_ERROR = 0x1
 INTERNAL_ERROR = 0x2
 FLOW_CONTROL_ERROR = 0x3
 STREAM_CLOSED = 0x5
+FRAME_SIZE_ERROR = 0x6
 REFUSED_STREAM = 0x7
 CANCEL = 0x8
 ENHANCE_YOUR_CALM = 0xB
@@ -43,7 +44,9 @@ class H2Settings:
     connection_window_size: int = 1024 * 1024
     max_frame_size: int = 16384
     max_header_list_size: int = 65536
-    enable_connect_protocol: bool = True
+    # RFC 8441 extended CONNECT (WebSockets over HTTP/2): announced only once it is served.  A
+    # browser told it may use it does, and does not fall back to HTTP/1.1 when it is refused.
+    enable_connect_protocol: bool = False
 
 
 class H2Events:
