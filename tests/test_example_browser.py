@@ -280,7 +280,8 @@ def test_typed_message_is_echoed_in_the_page(browser: Browser, tls_files: dict[s
     message = f"Hello from Chromium over --ws {ws} --http {http} ({scheme}) ✓ — ünïcødé"
     args = ["app:app", "--app-dir", str(EXAMPLES), "--host", "127.0.0.1", "--port", "0"]
     if scheme == "https":
-        args += ["--ssl-certfile", tls_files["cert"], "--ssl-keyfile", tls_files["key"]]
+        # Debug logging tells whether the WebSocket went over HTTP/2 (RFC 8441).
+        args += ["--ssl-certfile", tls_files["cert"], "--ssl-keyfile", tls_files["key"], "--log-level", "debug"]
     with SquallProcess(*args, "--ws", ws, "--http", http, cwd=ROOT) as server:
         port = server.wait_started()
         with browser.tab() as tab:
@@ -306,3 +307,5 @@ def test_typed_message_is_echoed_in_the_page(browser: Browser, tls_files: dict[s
         assert server.wait() == 0, server.output
     assert "Traceback" not in server.output, server.output
     assert "ERROR" not in server.output, server.output
+    # Over https the page is HTTP/2, and Chromium opens its WebSocket on that connection.
+    assert ("WebSocket over HTTP/2 on stream" in server.output) is (scheme == "https"), server.output

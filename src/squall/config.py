@@ -555,6 +555,8 @@ class Config:
                 connection_window_size=max(65535, 4 * self.http2_initial_window_size),
                 max_frame_size=self.http2_max_frame_size,
                 max_header_list_size=self.http2_max_header_list_size,
+                # WebSockets over HTTP/2 (RFC 8441), when WebSockets are served at all.
+                enable_connect_protocol=self.ws_protocol_class is not None and self.interface != "wsgi",
             )
         tls = self.ssl or self.proxy_protocol_ssl
         if tls is not None:

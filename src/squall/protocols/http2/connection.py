@@ -38,6 +38,7 @@ from squall.protocols.http.flow_control import PAUSE_BACKLOG
 from squall.protocols.http.h1_request import BadRequest, RequestHead, split_target
 from squall.protocols.http.stream import DONE, START, ASGIStream
 from squall.protocols.http2.request import H2Request, response_headers
+from squall.protocols.http2.websocket import StreamTransport
 from squall.protocols.http2.wire import (
     CANCEL,
     ENHANCE_YOUR_CALM,
@@ -120,6 +121,8 @@ class H2Connection(Connection, H2Events):
         self.settings: H2Settings = config.h2_settings
         self.wire = config.h2_wire_class(self, self.settings)
         self.streams: dict[int, ASGIStream] = {}
+        # WebSockets over HTTP/2 (RFC 8441), each a stream carrying a WebSocket protocol.
+        self.tunnels: dict[int, StreamTransport] = {}
         # Set by the HTTP/1.1 connection for an `Upgrade: h2c` request.
         self.upgrade_request: RequestHead | None = None
         # Streams not yet closed on our side, and apps still running.
@@ -199,6 +202,8 @@ class H2Connection(Connection, H2Events):
         for stream in self.streams.values():
             rec: H2StreamState = stream.wire
             rec.pending = b""
+        for tunnel in list(self.tunnels.values()):
+            tunnel.lose(exc)
 
     def open_streams(self) -> list[ASGIStream]:
         return list(self.streams.values())
@@ -230,7 +235,7 @@ class H2Connection(Connection, H2Events):
         config = self.config
         if self.close_stalls(now):
             return
-        if not self.streams and not self.going_away:
+        if not self.streams and not self.tunnels and not self.going_away:
             if now - self.idle_since >= config.timeout_keep_alive:
                 self.wire.goaway(NO_ERROR, self.last_stream_id)
                 self.flush()
@@ -252,6 +257,12 @@ class H2Connection(Connection, H2Events):
                 # Reset by the wire layer for the client's error: the app hears of it now.
                 stream.disconnect()
                 self._server_done(stream)
+        for tunnel in list(self.tunnels.values()):
+            if tunnel.pending and write_timeout and now - tunnel.blocked_since >= write_timeout:
+                self.server_state.count("timeout_write")
+                tunnel.abort()
+            elif self.wire.is_closed(tunnel.stream_id):
+                tunnel.lose(ConnectionResetError("The stream was reset."))
         self.flush()
         super().check_timeouts(now)
 
@@ -262,7 +273,7 @@ class H2Connection(Connection, H2Events):
         self.going_away = True
         self.wire.goaway(NO_ERROR, self.last_stream_id)
         self.flush()
-        if not self.streams:
+        if not self.streams and not self.tunnels:
             self.close_transport()
 
     # -- wire events -----------------------------------------------------------------------
@@ -296,8 +307,81 @@ class H2Connection(Connection, H2Events):
         self._start(stream, self.loop.time())
 
     def _connect(self, stream_id: int, request: H2Request) -> None:
-        """CONNECT: tunnels are not served (WebSockets over HTTP/2 come with extended CONNECT)."""
-        self.wire.send_headers(stream_id, [(b":status", b"501"), (b"content-length", b"0")], True)
+        """CONNECT: a WebSocket with `:protocol websocket` (RFC 8441); other tunnels are not served."""
+        protocol_class = self.config.ws_protocol_class
+        if request.protocol != b"websocket" or protocol_class is None or not self.settings.enable_connect_protocol:
+            self.wire.send_headers(stream_id, [(b":status", b"501"), (b"content-length", b"0")], True)
+            self.wire.reset_stream(stream_id, NO_ERROR)
+            return
+        logger.debug("WebSocket over HTTP/2 on stream %d from %s", stream_id, self.client)
+        tunnel = StreamTransport(self, stream_id)
+        websocket = protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self.loop
+        )
+        websocket.client = self.client
+        tunnel.set_protocol(websocket)
+        self.tunnels[stream_id] = tunnel
+        self.open_count += 1
+        websocket.connection_made(tunnel)
+        websocket.start_over_http2(request)
+
+    # -- WebSocket streams (see websocket.py) ------------------------------------------------
+
+    def tunnel_head(self, tunnel: StreamTransport, status: int, headers: list[tuple[bytes, bytes]], end_stream: bool) -> None:
+        state = self.server_state
+        fields, _ = response_headers(status, headers, state.default_header_list, state.default_header_names)
+        if not tunnel.lost:
+            self.wire.send_headers(tunnel.stream_id, fields, end_stream)
+            self._schedule_flush()
+
+    def tunnel_push(self, tunnel: StreamTransport) -> None:
+        """Send what the windows allow of a WebSocket stream's pending bytes, then its end."""
+        if tunnel.lost:
+            return
+        wire = self.wire
+        data = tunnel.pending
+        if data:
+            size = min(wire.send_window(tunnel.stream_id), len(data))
+            if size:
+                rest = data[size:]
+                tunnel.pending = rest
+                end = not rest and tunnel.is_closing()
+                wire.send_data(tunnel.stream_id, data[:size] if rest else data, end)
+                tunnel.ended = tunnel.ended or end
+            if tunnel.pending:
+                if size or not tunnel.blocked_since:
+                    tunnel.blocked_since = self.loop.time()
+                tunnel.on_blocked()
+            else:
+                tunnel.blocked_since = 0.0
+                tunnel.on_sent()
+        elif tunnel.is_closing() and not tunnel.ended:
+            wire.send_data(tunnel.stream_id, b"", True)
+            tunnel.ended = True
+        self._schedule_flush()
+        if tunnel.ended:
+            # Our END_STREAM is the WebSocket's TCP close; what the client
+            # might still send is moot (RFC 8441 4, RFC 9113 8.1): a client
+            # that has not ended its side is told so with RST_STREAM(NO_ERROR).
+            tunnel.lose(None)
+
+    def tunnel_ack(self, tunnel: StreamTransport, size: int) -> None:
+        if size:
+            self.wire.ack_data(tunnel.stream_id, size)
+            self._schedule_flush()
+
+    def tunnel_reset(self, tunnel: StreamTransport) -> None:
+        self.wire.reset_stream(tunnel.stream_id, CANCEL)
+        self._schedule_flush()
+        tunnel.lose(None)
+
+    def tunnel_forget(self, tunnel: StreamTransport) -> None:
+        if self.tunnels.pop(tunnel.stream_id, None) is not None:
+            self.open_count -= 1
+            if not tunnel.ended or not tunnel.peer_ended:
+                self.wire.reset_stream(tunnel.stream_id, NO_ERROR if tunnel.ended else CANCEL)
+                self._schedule_flush()
+            self._maybe_idle()
 
     def _start(self, stream: ASGIStream, now: float) -> None:
         rec = H2StreamState()
@@ -325,6 +409,9 @@ class H2Connection(Connection, H2Events):
 
     def on_data(self, stream_id: int, data: bytes, flow_controlled_length: int) -> None:
         stream = self.streams.get(stream_id)
+        if stream is None and stream_id in self.tunnels:
+            self.tunnels[stream_id].feed(data, flow_controlled_length)
+            return
         if stream is None or stream.disconnected or stream.state is DONE or stream.wire.app_done:
             self.wire.ack_data(stream_id, flow_controlled_length)  # nobody will read it
             return
@@ -343,6 +430,8 @@ class H2Connection(Connection, H2Events):
         if stream is not None:
             stream.wire.client_done = True
             stream.end_body()
+        elif stream_id in self.tunnels:
+            self.tunnels[stream_id].on_peer_end()
 
     def on_reset(self, stream_id: int, error_code: int, by_peer: bool) -> None:
         self._spend_reset_token()
@@ -353,20 +442,28 @@ class H2Connection(Connection, H2Events):
             rec.pending = b""
             stream.disconnect()
             self._server_done(stream)
+        elif stream_id in self.tunnels:
+            self.tunnels[stream_id].lose(ConnectionResetError("The client reset the stream."))
 
     def on_window_open(self, stream_id: int) -> None:
         if stream_id:
             stream = self.streams.get(stream_id)
-            if stream is not None and stream.wire.pending:
-                self._push(stream)
+            if stream is not None:
+                if stream.wire.pending:
+                    self._push(stream)
+            elif stream_id in self.tunnels:
+                self.tunnel_push(self.tunnels[stream_id])
             return
         for stream in list(self.streams.values()):
             if stream.wire.pending:
                 self._push(stream)
+        for tunnel in list(self.tunnels.values()):
+            if tunnel.pending:
+                self.tunnel_push(tunnel)
 
     def on_goaway(self, error_code: int, last_stream_id: int) -> None:
         self.going_away = True
-        if not self.streams:
+        if not self.streams and not self.tunnels:
             self.close_transport()
 
     # -- StreamHost: the response on the wire ----------------------------------------------
@@ -536,7 +633,10 @@ class H2Connection(Connection, H2Events):
 
     def _forget(self, stream: ASGIStream) -> None:
         self.streams.pop(stream.stream_id, None)
-        if not self.streams:
+        self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        if not self.streams and not self.tunnels:
             self.idle_since = self.loop.time()
             if self.going_away:
                 self.flush()

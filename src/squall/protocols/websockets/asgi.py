@@ -33,11 +33,11 @@ import contextvars
 import logging
 import sys
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from squall.protocols.http.connection import ASGI2_VERSION, ASGI_VERSION
-from squall.protocols.http.stream import ClientDisconnected
 from squall.logging import TRACE_LOG_LEVEL
+from squall.protocols.http.connection import ASGI2_VERSION, ASGI_VERSION
 from squall.protocols.http.flow_control import (
     HIGH_WATER_LIMIT,
     PAUSE_EARLY_DATA,
@@ -46,21 +46,25 @@ from squall.protocols.http.flow_control import (
     ReadGate,
     WriteFlow,
 )
+from squall.protocols.http.stream import ClientDisconnected
 from squall.protocols.tracing import client_prefix
 from squall.protocols.utils import get_local_addr, get_remote_addr, is_ssl, tls_extension
 from squall.protocols.websockets.handshake import (
     HandshakeError,
     HandshakeReader,
     HandshakeRequest,
+    accept_headers,
     accept_response,
     http_response,
-    plain_response,
+    validate_h2_request,
 )
 from squall.protocols.websockets.keepalive import Keepalive
 from squall.protocols.websockets.scope import websocket_scope
 
 if TYPE_CHECKING:
     from squall.config import Config
+    from squall.protocols.http2.request import H2Request
+    from squall.protocols.http2.websocket import StreamTransport
     from squall.server import ServerState
 
 logger = logging.getLogger("squall.error")
@@ -166,6 +170,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._phase = HANDSHAKE
         self._app_state = APP_NEW
         self._reader: HandshakeReader | None = HandshakeReader(config.h11_max_incomplete_event_size)
+        # Over HTTP/2 (RFC 8441): the stream this protocol runs on, which answers the handshake.
+        self._tunnel: StreamTransport | None = None
         self._request: HandshakeRequest | None = None
         self._extensions_header: bytes | None = None
         # Bytes that arrived after the head but before the app accepted.
@@ -272,7 +278,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if self._app_state is APP_RESPONDING:
                 return  # its denial response is on its way; the connection closes after it
             self._set_disconnect(CLOSE_SERVICE_RESTART, "")
-            self._respond(plain_response(503, "Service Unavailable", *self._default_headers()))
+            self._respond_plain(503, "Service Unavailable")
         elif phase is HANDSHAKE:
             self._close_transport()
 
@@ -301,7 +307,7 @@ class WebSocketProtocol(asyncio.Protocol):
         except HandshakeError as exc:
             self._reader = None
             logger.warning("Invalid WebSocket handshake received: %s", exc)
-            self._respond(plain_response(exc.status, str(exc), *self._default_headers(), exc.headers))
+            self._respond_plain(exc.status, str(exc), exc.headers)
             return
         if trailing:
             self.data_received(trailing)
@@ -326,7 +332,7 @@ class WebSocketProtocol(asyncio.Protocol):
         limit = self.config.limit_concurrency
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
             logger.warning("Exceeded concurrency limit.")
-            self._respond(plain_response(503, "Service Unavailable", *self._default_headers()))
+            self._respond_plain(503, "Service Unavailable")
             return
 
         self._phase = CONNECTING
@@ -336,10 +342,27 @@ class WebSocketProtocol(asyncio.Protocol):
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    def _respond(self, data: bytes) -> None:
-        """Write a whole HTTP response instead of the 101, and close."""
+    def start_over_http2(self, request: H2Request) -> None:
+        """An extended CONNECT on an HTTP/2 stream (RFC 8441), which is this protocol's transport."""
+        self._reader = None
+        self._tunnel = self.transport
+        try:
+            self._start(validate_h2_request(request))
+        except HandshakeError as exc:
+            logger.warning("Invalid WebSocket handshake received: %s", exc)
+            self._respond_plain(exc.status, str(exc), exc.headers)
+
+    def _respond_plain(self, status: int, text: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        """A short text/plain response of the server's own (errors, 403, 503) instead of the handshake."""
+        self._send_response(status, [(b"content-type", b"text/plain; charset=utf-8"), *headers], text.encode())
+
+    def _send_response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """A whole HTTP response instead of the handshake's, then close.  RuntimeError for bad headers."""
+        if self._tunnel is not None:
+            self._tunnel.respond(status, headers, body)
+        else:
+            self.transport.write(http_response(status, headers, body, *self._default_headers()))
         self._phase = CLOSED
-        self.transport.write(data)
         self._close_transport()
 
     # -- the app ---------------------------------------------------------------------
@@ -375,7 +398,7 @@ class WebSocketProtocol(asyncio.Protocol):
                     logger.error("ASGI callable returned without accepting or closing the WebSocket.")
             self._set_disconnect(CLOSE_ABNORMAL, "")
             self._log_handshake("500")
-            self._respond(plain_response(500, "Internal Server Error", *self._default_headers()))
+            self._respond_plain(500, "Internal Server Error")
         elif phase is OPEN:
             # The app is done with an open WebSocket: close it properly for the
             # peer rather than dropping the connection (1011 if the app failed).
@@ -459,14 +482,18 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._phase is not CONNECTING:
             raise ClientDisconnected("The client went away before the WebSocket was accepted.")
         try:
-            head = accept_response(
-                request, subprotocol, self._extensions_header, message.get("headers") or (), *self._default_headers()
-            )
+            if self._tunnel is not None:
+                self._tunnel.accept(accept_headers(subprotocol, self._extensions_header, message.get("headers") or ()))
+            else:
+                self.transport.write(
+                    accept_response(
+                        request, subprotocol, self._extensions_header, message.get("headers") or (), *self._default_headers()
+                    )
+                )
         except (TypeError, ValueError) as exc:
             raise RuntimeError(f"Invalid 'websocket.accept' headers: {exc}") from None
         self._app_state = APP_OPEN
         self._phase = OPEN
-        self.transport.write(head)
         self._log_handshake("[accepted]")
         logger.info("connection open")
         self._logged_open = True
@@ -487,7 +514,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._phase is CONNECTING:
             self._set_disconnect(CLOSE_ABNORMAL, "")
             self._log_handshake("403")
-            self._respond(plain_response(403, "", *self._default_headers()))
+            self._respond_plain(403, "")
 
     def _start_denial(self, message: dict[str, Any]) -> None:
         status = message["status"]
@@ -507,13 +534,12 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         if self._phase is CONNECTING:
             try:
-                data = http_response(status, headers, b"".join(body), *self._default_headers())
+                self._send_response(status, headers, b"".join(body))
             except (TypeError, ValueError) as exc:
                 raise RuntimeError(f"Invalid 'websocket.http.response.start' headers: {exc}") from None
             self._app_state = APP_DONE
             self._set_disconnect(CLOSE_ABNORMAL, "")
             self._log_handshake(str(status))
-            self._respond(data)
         else:
             self._app_state = APP_DONE  # the client is gone: like HTTP, drop the rest silently
         self._denial = None

@@ -18,10 +18,14 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import h11
 
 from squall.protocols.http.response import FRAMING_CHUNKED, FRAMING_NONE, build_response_head
+
+if TYPE_CHECKING:
+    from squall.protocols.http2.request import H2Request
 
 # RFC 6455 1.3: appended to Sec-WebSocket-Key before hashing.
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -109,15 +113,7 @@ def validate_request(request: h11.Request) -> HandshakeRequest:
     if b"websocket" not in (t.lower() for t in _tokens(by_name.get(b"upgrade", []))):
         raise HandshakeError("The WebSocket handshake needs 'Upgrade: websocket'.")
 
-    # The version first: a client speaking another version learns ours from
-    # the 426 even if the rest of its request differs too (RFC 6455 4.4).
-    versions = by_name.get(b"sec-websocket-version", [])
-    version_header = [(b"sec-websocket-version", _SUPPORTED_VERSION)]
-    if not versions:
-        raise HandshakeError("Missing Sec-WebSocket-Version header.", 400, version_header)
-    if len(versions) != 1 or versions[0].strip() != _SUPPORTED_VERSION:
-        raise HandshakeError("Unsupported Sec-WebSocket-Version.", 426, version_header)
-
+    _check_version(by_name)
     keys = by_name.get(b"sec-websocket-key", [])
     if len(keys) != 1:
         raise HandshakeError("Missing or repeated Sec-WebSocket-Key header.")
@@ -129,24 +125,72 @@ def validate_request(request: h11.Request) -> HandshakeRequest:
     if len(nonce) != 16:
         raise HandshakeError("Malformed Sec-WebSocket-Key header: it must be 16 bytes in base64.")
 
-    try:
-        subprotocols = [token.decode("ascii") for token in _tokens(by_name.get(b"sec-websocket-protocol", []))]
-    except UnicodeDecodeError:
-        raise HandshakeError("Malformed Sec-WebSocket-Protocol header.") from None
-
     return HandshakeRequest(
         target=request.target,
         http_version="1.1",
         headers=headers,
         key=key,
-        subprotocols=subprotocols,
+        subprotocols=_subprotocols(by_name),
         extension_offers=by_name.get(b"sec-websocket-extensions", []),
     )
+
+
+def validate_h2_request(request: H2Request) -> HandshakeRequest:
+    """Check an extended CONNECT (RFC 8441 4, 5): the same as RFC 6455 asks, less what HTTP/2 does itself.
+
+    The wire layer checked the pseudo-header fields; there is no Upgrade,
+    Connection or Sec-WebSocket-Key, and so no Sec-WebSocket-Accept.
+    """
+    by_name: dict[bytes, list[bytes]] = {}
+    for name, value in request.headers:
+        by_name.setdefault(name, []).append(value)
+    if request.content_length:
+        raise HandshakeError("The WebSocket handshake must not have a body.")
+    _check_version(by_name)
+    return HandshakeRequest(
+        target=request.path,
+        http_version="2",
+        headers=list(request.headers),
+        key=b"",
+        subprotocols=_subprotocols(by_name),
+        extension_offers=by_name.get(b"sec-websocket-extensions", []),
+    )
+
+
+def _check_version(by_name: dict[bytes, list[bytes]]) -> None:
+    # The version first: a client speaking another version learns ours from
+    # the 426 even if the rest of its request differs too (RFC 6455 4.4).
+    versions = by_name.get(b"sec-websocket-version", [])
+    version_header = [(b"sec-websocket-version", _SUPPORTED_VERSION)]
+    if not versions:
+        raise HandshakeError("Missing Sec-WebSocket-Version header.", 400, version_header)
+    if len(versions) != 1 or versions[0].strip() != _SUPPORTED_VERSION:
+        raise HandshakeError("Unsupported Sec-WebSocket-Version.", 426, version_header)
+
+
+def _subprotocols(by_name: dict[bytes, list[bytes]]) -> list[str]:
+    try:
+        return [token.decode("ascii") for token in _tokens(by_name.get(b"sec-websocket-protocol", []))]
+    except UnicodeDecodeError:
+        raise HandshakeError("Malformed Sec-WebSocket-Protocol header.") from None
 
 
 def accept_key(key: bytes) -> bytes:
     """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2, item 5.4)."""
     return base64.b64encode(hashlib.sha1(key + _ACCEPT_GUID).digest())
+
+
+def accept_headers(
+    subprotocol: str | None, extensions: bytes | None, app_headers: Iterable[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """The headers of an accepting response besides the ones the HTTP version adds."""
+    headers = []
+    if subprotocol is not None:
+        headers.append((b"sec-websocket-protocol", subprotocol.encode("ascii")))
+    if extensions is not None:
+        headers.append((b"sec-websocket-extensions", extensions))
+    headers.extend(app_headers)
+    return headers
 
 
 def accept_response(
@@ -162,12 +206,8 @@ def accept_response(
         (b"upgrade", b"websocket"),
         (b"connection", b"Upgrade"),
         (b"sec-websocket-accept", accept_key(request.key)),
+        *accept_headers(subprotocol, extensions, app_headers),
     ]
-    if subprotocol is not None:
-        headers.append((b"sec-websocket-protocol", subprotocol.encode("ascii")))
-    if extensions is not None:
-        headers.append((b"sec-websocket-extensions", extensions))
-    headers.extend(app_headers)
     return build_response_head(101, headers, default_headers, default_header_names, True, True, False).data
 
 
@@ -200,20 +240,3 @@ def http_response(
             f"The WebSocket denial response has Content-Length {head.content_length}, but a {len(body)} byte body."
         )
     return head.data + body
-
-
-def plain_response(
-    status: int,
-    text: str,
-    default_headers: bytes,
-    default_header_names: frozenset[bytes],
-    headers: Iterable[tuple[bytes, bytes]] = (),
-) -> bytes:
-    """A short text/plain response written by the server itself (errors, 403, 503)."""
-    return http_response(
-        status,
-        [(b"content-type", b"text/plain; charset=utf-8"), *headers],
-        text.encode("utf-8"),
-        default_headers,
-        default_header_names,
-    )
