@@ -12,6 +12,7 @@ Starlette/FastAPI SSE endpoints, are in tests/test_sse_shutdown.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any
 
@@ -169,3 +170,47 @@ def test_receive_after_the_app_returned_says_disconnect(serve: Any, ending: str)
         "at once": ["http.disconnect"] * RECEIVES,
         "later": ["http.disconnect"] * RECEIVES,
     }
+
+
+class AppsOwnDisconnect(Exception):
+    """What a framework raises when send raised an OSError (Starlette: ClientDisconnect)."""
+
+
+@pytest.mark.parametrize("chained", [True, False], ids=["raised-from-send-error", "unrelated-error"])
+def test_app_error_raised_on_a_disconnect_is_not_logged_as_an_error(
+    serve: Any, caplog: pytest.LogCaptureFixture, chained: bool
+) -> None:
+    """A framework turns send's OSError into its own exception: the client left, the app did
+    not fail, so no error is logged.  An error of the app's own after the client left still is."""
+    done = threading.Event()
+    seen: dict[str, str] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for n in range(10_000):
+                try:
+                    await send({"type": "http.response.body", "body": b"data: %d\n\n" % n, "more_body": True})
+                except OSError as exc:
+                    seen["send"] = outcome(exc)
+                    if chained:
+                        raise AppsOwnDisconnect()  # its context: the OSError
+                    break
+                await asyncio.sleep(0.01)
+            if not chained:
+                raise ValueError("a bug of the app's")
+        finally:
+            done.set()
+
+    caplog.set_level(logging.DEBUG, logger="squall.error")
+    with serve(app, timeout_graceful_shutdown=1) as server:
+        with RawClient.connect(server.port) as client:
+            client.send(get_request("/events"))
+            client.read_until(b"data: ", count=2)
+        assert done.wait(5.0), "the stream went on after the client left"
+    assert_oserror(seen["send"])
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    if chained:
+        assert errors == [], errors
+    else:
+        assert errors == ["Exception in ASGI application\n"], errors
