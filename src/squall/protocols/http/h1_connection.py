@@ -613,6 +613,10 @@ class H1Connection(Connection):
         if not self._keep_alive:
             self.close_transport()
             return
+        if stream is self.parsing:
+            # Answered before its body was all read: read on (dropping the
+            # rest), or a full buffer would keep reading paused for good.
+            self.read_gate.resume(PAUSE_BODY)
         if self.pipeline or self.pending_error is not None or self.pending_switch is not None:
             # Start the next one outside this app's task (and its context).
             self.call_soon_in_context(self._next)
