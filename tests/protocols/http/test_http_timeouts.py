@@ -163,6 +163,71 @@ def test_client_that_stops_reading_is_dropped_after_the_write_timeout(serve: Any
     assert TIMEOUT - 0.3 <= raised_after <= TIMEOUT + 1.5, f"send raised {raised_after:.2f}s after writing stalled"
 
 
+def small_receive_buffer_socket(port: int) -> socket.socket:
+    """A client socket whose receive window is small (set before connecting), so that the
+    server's writes back up as soon as the client stops reading."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5.0)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def test_client_that_never_reads_a_complete_response_is_dropped(serve: Any) -> None:
+    """The app sent the whole (large) response at once and returned: the bytes wait in the
+    server's buffer for a client that never reads them.  The write timeout applies all the
+    same, even though the connection is between requests (keep-alive)."""
+    big = b"b" * (8 << 20)
+    done = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await respond(send, body=big)
+        done.add(time.monotonic())
+
+    with serve(app, timeout_write=TIMEOUT, timeout_keep_alive=30) as server:
+        state = server.server.server_state
+        with small_receive_buffer_socket(server.port) as sock:
+            sock.sendall(get_request("/big"))
+            (finished,) = wait_until(done.snapshot, 5.0, "the app to return")
+            wait_until(lambda: not state.connections, TIMEOUT + 5, "the connection to be dropped")
+            dropped_after = time.monotonic() - finished
+    assert dropped_after <= TIMEOUT + 1.5, f"dropped {dropped_after:.2f}s after the response was written"
+
+
+def test_slow_reader_of_a_large_chunk_is_not_dropped(serve: Any) -> None:
+    """The write timeout is for a client that stopped reading: one that reads slowly, but
+    takes longer than the timeout to drain a large chunk, gets the whole response."""
+    chunk = b"c" * (512 << 10)
+    rate = 256 << 10  # bytes per second: two seconds for the chunk, twice the timeout
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"%d" % (len(chunk) + 3))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"end"})
+
+    with serve(app, timeout_write=TIMEOUT, timeout_keep_alive=30) as server:
+        state = server.server.server_state
+        with small_receive_buffer_socket(server.port) as sock:
+            (conn,) = wait_until(lambda: list(state.connections), 5.0, "the connection")
+            # Small kernel buffers on the server's side too: the transport's buffer holds the chunk.
+            conn.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+            sock.sendall(get_request("/slow-reader"))
+            data = b""
+            start = time.monotonic()
+            while not data.endswith(b"end"):
+                # Read at `rate`: never more than it allows by now.
+                allowed = int((time.monotonic() - start) * rate) + 8192 - len(data)
+                if allowed <= 0:
+                    time.sleep(0.01)  # pacing the reader, not waiting for the server
+                    continue
+                piece = sock.recv(min(allowed, 8192))  # a reset here: the server dropped a reading client
+                assert piece, f"the server closed the connection after {len(data)} bytes"
+                data += piece
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert data.endswith(chunk + b"end")
+
+
 @pytest.mark.parametrize(
     "bad",
     [b"G\x01T / HTTP/1.1\r\nHost: test\r\n\r\n", b"GET / HTTP/1.1\r\nHost: test\r\nno colon here\r\n\r\n"],

@@ -234,6 +234,11 @@ class H1Connection(Connection):
     # -- called by the server ------------------------------------------------------------
 
     def check_timeouts(self, now: float) -> None:
+        # The write timeout, in every state: a complete response may still
+        # wait in the transport's buffer for a client that stopped reading.
+        super().check_timeouts(now)
+        if self.transport.is_closing():
+            return
         state = self.state
         config = self.config
         if state is IDLE:
@@ -262,8 +267,6 @@ class H1Connection(Connection):
             logger.debug("Closing a connection whose request body stalled for %ss.", timeout)
             self.server_state.count("timeout_request_body")
             self._fail_request(stream, 408, "The request body stalled.")
-            return
-        super().check_timeouts(now)
 
     def shutdown(self) -> None:
         """Graceful shutdown: close when idle, else after the responses owed.
