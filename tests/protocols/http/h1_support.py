@@ -105,6 +105,14 @@ class RawClient:
         self.buffer += data
         return True
 
+    def read_until(self, marker: bytes, count: int = 1, timeout: float = DEADLINE) -> bytes:
+        """Read until `marker` occurs `count` times in the buffer (left unconsumed); return the buffer."""
+        deadline = time.monotonic() + timeout
+        while self.buffer.count(marker) < count:
+            if not self._fill(deadline):
+                raise EOFError(f"connection closed before {count} x {marker!r}: {self.buffer[-300:]!r}")
+        return self.buffer
+
     def _take(self, size: int, deadline: float) -> bytes:
         while len(self.buffer) < size:
             if not self._fill(deadline):

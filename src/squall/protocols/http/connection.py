@@ -89,8 +89,10 @@ class Connection(asyncio.Protocol, StreamHost):
         # When close_transport closed the transport (loop time; 0: it did not).
         self.closed_at = 0.0
         self.write_paused = False
-        # When the transport's buffer filled (loop time), for the write timeout.
+        # When the transport's buffer filled, or last drained some while full
+        # (loop time), and its size then: for the write timeout.
         self.write_paused_at = 0.0
+        self.write_buffered = 0
         # The context request tasks are copies of, and reading resumes in.
         self.context: contextvars.Context = None  # type: ignore[assignment]
 
@@ -127,6 +129,7 @@ class Connection(asyncio.Protocol, StreamHost):
         self.write_paused = True
         self.write_paused_at = self.loop.time()
         self.read_gate.pause(PAUSE_WRITE)
+        self.write_buffered = self.transport.get_write_buffer_size()
         for stream in self.open_streams():
             stream.block()
 
@@ -150,7 +153,15 @@ class Connection(asyncio.Protocol, StreamHost):
     def check_timeouts(self, now: float) -> None:
         """Called by the server twice a second: close what has waited too long."""
         timeout = self.config.timeout_write
-        if self.write_paused and timeout and now - self.write_paused_at >= timeout:
+        if not (self.write_paused and timeout) or self.transport is None:
+            return
+        buffered = self.transport.get_write_buffer_size()
+        if buffered < self.write_buffered:
+            # The client read some: slow, not gone (a large chunk can take
+            # longer than the timeout to drain).
+            self.write_paused_at = now
+        self.write_buffered = buffered
+        if now - self.write_paused_at >= timeout:
             logger.debug("Closing a connection whose client stopped reading for %ss.", timeout)
             self.server_state.count("timeout_write")
             self.abort()

@@ -239,6 +239,11 @@ class H1Connection(Connection):
     def check_timeouts(self, now: float) -> None:
         if self.close_stalls(now):
             return
+        # The write timeout, in every state: a complete response may still
+        # wait in the transport's buffer for a client that stopped reading.
+        super().check_timeouts(now)
+        if self.transport.is_closing():
+            return
         state = self.state
         config = self.config
         if state is IDLE:
@@ -267,8 +272,6 @@ class H1Connection(Connection):
             logger.debug("Closing a connection whose request body stalled for %ss.", timeout)
             self.server_state.count("timeout_request_body")
             self._fail_request(stream, 408, "The request body stalled.")
-            return
-        super().check_timeouts(now)
 
     def shutdown(self) -> None:
         """Graceful shutdown: close when idle, else after the responses owed.
@@ -628,6 +631,10 @@ class H1Connection(Connection):
         if not self._keep_alive:
             self.close_transport()
             return
+        if stream is self.parsing:
+            # Answered before its body was all read: read on (dropping the
+            # rest), or a full buffer would keep reading paused for good.
+            self.read_gate.resume(PAUSE_BODY)
         if self.pipeline or self.pending_error is not None or self.pending_switch is not None:
             # Start the next one outside this app's task (and its context).
             self.call_soon_in_context(self._next)

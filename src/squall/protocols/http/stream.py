@@ -66,6 +66,18 @@ class ClientDisconnected(OSError):
     """Raised by `send` once the client is gone (ASGI 2.4: a server-specific OSError)."""
 
 
+def _raised_on_disconnect(exc: BaseException) -> bool:
+    """Whether `exc` was raised while handling a ClientDisconnected (its cause or context)."""
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ClientDisconnected):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 class StreamHost:
     """What a stream needs of its connection; HTTP/1.1 and HTTP/2 each implement it.
 
@@ -221,6 +233,10 @@ class ASGIStream:
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 logger.debug("Request cancelled: %s %s", self.scope["method"], self.scope["path"])
+            elif self.disconnected and _raised_on_disconnect(exc):
+                # The app turned send's ClientDisconnected into an error of its own
+                # (Starlette raises ClientDisconnect): the client left, the app did not fail.
+                logger.debug("Client disconnected during %s %s", self.scope["method"], self.scope["path"])
             else:
                 logger.error("Exception in ASGI application\n", exc_info=exc)
             self._end_failed()
