@@ -112,7 +112,7 @@ class Server:
     async def serve(self, sockets: Sequence[socket.socket] | None = None) -> None:
         """Serve inside an already running event loop."""
         self.config.load()
-        self.lifespan = self.config.lifespan_class(self.config)  # type: ignore[misc]
+        self.lifespan = self.config.lifespan_class(self.config, self.server_state)  # type: ignore[misc]
         restore = self._install_signal_handlers()
         try:
             logger.info("Started server process [%d]", os.getpid())
