@@ -25,12 +25,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from squall.protocols.http.h1_request import FIELD_LINE, BadRequest, RequestLimits
+from squall.protocols.http.h1_request import FIELD_LINE, TOKEN, BadRequest, RequestLimits
 
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 _CHUNK_LINE = re.compile(
-    rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*)\r\n"
+    rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*" + TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + TOKEN + rb"|" + _QUOTED + rb"))?)*)\r\n"
 )
 
 # The largest chunk size and Content-Length taken: what a signed 64-bit

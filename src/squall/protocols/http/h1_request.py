@@ -38,20 +38,33 @@ KNOWN_METHODS = frozenset(
     b" SUBSCRIBE UNSUBSCRIBE MKCALENDAR LINK UNLINK SOURCE".split()
 )
 
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # RFC 9112 3: method SP request-target SP HTTP-version, single spaces; the
 # target is any visible characters (which ones make a path is split_target's
 # business).
-_REQUEST_LINE = re.compile(_TOKEN + rb" [\x21-\x7e\x80-\xff]+ HTTP/[0-9]\.[0-9]")
+_REQUEST_LINE = TOKEN + rb" [\x21-\x7e\x80-\xff]+ HTTP/[0-9]\.[0-9]\r\n"
 # RFC 9112 5 (a trailer field too): name ":" OWS value OWS CRLF, the value
-# visible characters, spaces and tabs.
-FIELD_LINE = re.compile(_TOKEN + rb":[\t \x21-\x7e\x80-\xff]*\r\n")
+# visible characters (obs-text included), spaces and tabs.
+_FIELD_LINE = TOKEN + rb":[\t \x21-\x7e\x80-\xff]*\r\n"
+FIELD_LINE = re.compile(_FIELD_LINE)
+# A whole head as RFC 9112 allows it line by line: no control character but
+# HTAB, no CR or LF outside a CRLF, no obs-fold, no whitespace before a colon.
+# One regular expression is the fast path; `_why_invalid` explains a refusal.
+_HEAD = re.compile(_REQUEST_LINE + rb"(?:" + _FIELD_LINE + rb")*\r\n")
 # What a head may contain besides CRLF line ends: HTAB, SP, visible ASCII
-# and obs-text; no other control character, no bare CR or LF.
+# and obs-text.
 _HEAD_BYTES = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t\r\n"
+# A Transfer-Encoding field whose value ends in a tab: llhttp refuses it
+# (other whitespace around values both parsers take).
+_TE_TRAILING_TAB = re.compile(rb"\ntransfer-encoding:[^\r]*\t[ \t]*\r", re.IGNORECASE)
 # The largest Content-Length taken: what a signed 64-bit integer holds, as
 # most proxies store it.
 MAX_CONTENT_LENGTH = (1 << 63) - 1
+
+
+# An absolute-form target's scheme and authority (RFC 3986 3.2: userinfo,
+# host, port; unreserved, sub-delims, pct-encoded, ":", "@", "[", "]").
+_ABSOLUTE_FORM = re.compile(rb"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]*")
 
 
 class RequestLimits:
@@ -86,35 +99,46 @@ def check_head_bytes(head: bytes, limits: RequestLimits) -> None:
 
     `head` runs from the request line to the empty line that ends the head,
     CRLFs included.  Raises BadRequest: 414 for a request line over its
-    limit, 431 for a head or field over theirs, 400 for what RFC 9112 does
+    limit, 431 for a head or fields over theirs, 400 for what RFC 9112 does
     not allow (bare CR or LF, control characters, obs-fold, a request line
-    that is not three parts separated by single spaces).
+    that is not three parts separated by single spaces, a malformed field).
     """
     line_end = head.find(b"\r\n")
     check_request_line_size(line_end, limits)
-    if len(head) > limits.head_size:
+    size = len(head)
+    if size > limits.head_size:
         raise BadRequest("The request head is larger than --h11-max-incomplete-event-size.", 431)
-    if head.translate(None, _HEAD_BYTES):
-        raise BadRequest("A control character in the request head.")
-    line_ends = head.count(b"\r\n")
-    if head.count(b"\n") != line_ends or head.count(b"\r") != line_ends:
-        raise BadRequest("A bare CR or LF in the request head.")
-    if b"\n " in head or b"\n\t" in head:
-        # obs-fold, which RFC 9112 5.2 lets a server refuse, or whitespace
-        # between the request line and the first field (2.2: refuse).
-        raise BadRequest("A header line begins with whitespace.")
-    if _REQUEST_LINE.fullmatch(head, 0, line_end) is None:
-        raise BadRequest("Invalid request line.")
-    # The request line, the fields, the empty line: one CRLF each.
-    fields = line_ends - 2
-    if limits.fields and fields > limits.fields:
+    if _HEAD.fullmatch(head) is None:
+        raise BadRequest(_why_invalid(head, line_end))
+    # A field line is at least 4 bytes ("a:" CRLF): only a head that long
+    # can have too many.
+    fields = limits.fields
+    if fields and size - line_end > 4 * fields and head.count(b"\r\n") - 2 > fields:
         raise BadRequest("More header fields than --limit-request-fields.", 431)
     field_size = limits.field_size
-    if field_size and len(head) - line_end - 2 > field_size:
+    if field_size and size - line_end - 2 > field_size:
         # Some field line may be over the limit (with its CRLF, as Gunicorn counts).
         for line in head[line_end + 2 :].split(b"\r\n"):
             if len(line) + 2 > field_size:
                 raise BadRequest("A header field is longer than --limit-request-field-size.", 431)
+    if b"\t" in head and _TE_TRAILING_TAB.search(head) is not None:
+        raise BadRequest("A tab after the Transfer-Encoding value.")
+
+
+def _why_invalid(head: bytes, line_end: int) -> str:
+    """What makes a head that `_HEAD` refused invalid, for the log."""
+    if head.translate(None, _HEAD_BYTES):
+        return "A control character in the request head."
+    line_ends = head.count(b"\r\n")
+    if head.count(b"\n") != line_ends or head.count(b"\r") != line_ends:
+        return "A bare CR or LF in the request head."
+    if b"\n " in head or b"\n\t" in head:
+        # obs-fold, which RFC 9112 5.2 lets a server refuse, or whitespace
+        # between the request line and the first field (2.2: refuse).
+        return "A header line begins with whitespace."
+    if re.fullmatch(_REQUEST_LINE, head[: line_end + 2]) is None:
+        return "Invalid request line."
+    return "Invalid header field."
 
 
 def check_request_line_size(line_end: int, limits: RequestLimits) -> None:
@@ -194,8 +218,9 @@ def check_request_head(
                 content_length = value
             elif name == b"transfer-encoding":
                 # Only chunked is decoded: a body in any other coding
-                # cannot be delimited or handed to the app as sent.
-                if value.strip().lower() != b"chunked":
+                # cannot be delimited or handed to the app as sent, and
+                # chunked must not be applied twice (RFC 9112 6.1).
+                if value.strip().lower() != b"chunked" or chunked:
                     raise BadRequest("Unsupported Transfer-Encoding.")
                 chunked = True
             elif name == b"connection":
@@ -284,11 +309,16 @@ def split_target(target: bytes, root_path: str) -> tuple[str, bytes, bytes]:
 
 
 def _origin_path(target: bytes) -> bytes:
-    """The path of an absolute-form target (RFC 9112 3.2.2), or the target itself."""
+    """The path of an absolute-form target (RFC 9112 3.2.2), or the target itself.
+
+    Only http and https URLs are taken, with an authority of RFC 3986's
+    characters: what llhttp accepts (it refuses digits in a scheme, and a
+    host with other characters), so that both parsers agree.
+    """
     if target == b"*":
         return target
-    scheme_end = target.find(b"://")
-    if scheme_end == -1:
+    match = _ABSOLUTE_FORM.match(target)
+    path = target[match.end() :] if match is not None else b"?"
+    if path and path[0] != 47:  # "/"
         raise BadRequest("Invalid request target.")
-    slash = target.find(b"/", scheme_end + 3)
-    return target[slash:] if slash != -1 else b"/"
+    return path or b"/"
