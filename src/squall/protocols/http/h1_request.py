@@ -67,10 +67,13 @@ MAX_CONTENT_LENGTH = (1 << 63) - 1
 _ABSOLUTE_FORM = re.compile(rb"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]*")
 
 
+REQUEST_LINE_TOO_LONG = "The request line is longer than --limit-request-line (or the head size limit)."
+
+
 class RequestLimits:
     """The size limits on a request, in bytes (and fields); 0 lifts a limit, `body` None too."""
 
-    __slots__ = ("head_size", "request_line", "fields", "field_size", "body", "line_size")
+    __slots__ = ("head_size", "request_line", "fields", "field_size", "body", "line_size", "request_line_size")
 
     def __init__(
         self, head_size: int, request_line: int = 0, fields: int = 0, field_size: int = 0, body: int | None = None
@@ -82,6 +85,8 @@ class RequestLimits:
         self.body = body
         # The longest line accepted in a head, a chunk line or a trailer field.
         self.line_size = field_size or head_size
+        # The longest request line accepted (without its CRLF), whichever limit gives it.
+        self.request_line_size = min(request_line or head_size, head_size - 4)
 
     @classmethod
     def from_config(cls, config: Config) -> RequestLimits:
@@ -104,8 +109,9 @@ def check_head_bytes(head: bytes, limits: RequestLimits) -> None:
     that is not three parts separated by single spaces, a malformed field).
     """
     line_end = head.find(b"\r\n")
-    check_request_line_size(line_end, limits)
     size = len(head)
+    if line_end > limits.request_line_size:
+        raise BadRequest(REQUEST_LINE_TOO_LONG, 414)
     if size > limits.head_size:
         raise BadRequest("The request head is larger than --h11-max-incomplete-event-size.", 431)
     if _HEAD.fullmatch(head) is None:
@@ -141,17 +147,11 @@ def _why_invalid(head: bytes, line_end: int) -> str:
     return "Invalid header field."
 
 
-def check_request_line_size(line_end: int, limits: RequestLimits) -> None:
-    """414 for a request line (without its CRLF) over --limit-request-line or the head size limit."""
-    limit = limits.request_line
-    if (limit and line_end > limit) or line_end + 4 > limits.head_size:
-        raise BadRequest("The request line is longer than --limit-request-line.", 414)
-
-
 def check_unfinished_head(head: bytes, limits: RequestLimits) -> None:
     """Refuse early what an unfinished head already shows: sizes over the limits, a bare LF."""
     line_end = head.find(b"\r\n")
-    check_request_line_size(len(head) - 1 if line_end == -1 else line_end, limits)
+    if (len(head) - 1 if line_end == -1 else line_end) > limits.request_line_size:
+        raise BadRequest(REQUEST_LINE_TOO_LONG, 414)
     if len(head) > limits.head_size:
         raise BadRequest("The request head is larger than --h11-max-incomplete-event-size.", 431)
     if head.count(b"\n") != head.count(b"\r\n"):
