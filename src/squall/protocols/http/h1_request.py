@@ -116,6 +116,15 @@ def check_head_bytes(head: bytes, limits: RequestLimits) -> None:
         raise BadRequest("The request head is larger than --h11-max-incomplete-event-size.", 431)
     if _HEAD.fullmatch(head) is None:
         raise BadRequest(_why_invalid(head, line_end))
+    # Method and version before the parser sees them: llhttp stops at an
+    # unknown method, h11 at nothing; both must answer alike, whatever else
+    # the head holds.
+    method = head[: head.find(b" ")]
+    if method not in KNOWN_METHODS:
+        raise BadRequest(f"Unknown method {method[:20]!r}.")
+    version = head[line_end - 3 : line_end]
+    if version != b"1.1" and version != b"1.0":
+        raise BadRequest(f"Unsupported HTTP version {version.decode()}.", 505 if version == b"2.0" else 400)
     # A field line is at least 4 bytes ("a:" CRLF): only a head that long
     # can have too many.
     fields = limits.fields
@@ -192,12 +201,6 @@ def check_request_head(
     method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]], max_body: int | None
 ) -> RequestInfo:
     """Validate a parsed head; raise BadRequest for one that cannot be served."""
-    if http_version != "1.1" and http_version != "1.0":
-        # llhttp rejects other versions outright (and reads a request line
-        # without one as 0.9); h11 takes any digit.digit.  Answer alike.
-        raise BadRequest(f"Unsupported HTTP version {http_version}.", 505 if http_version == "2.0" else 400)
-    if method not in KNOWN_METHODS:
-        raise BadRequest(f"Unknown method {method[:20]!r}.")
     info = RequestInfo()
     connection: set[bytes] | None = None
     content_length: bytes | None = None
