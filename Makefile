@@ -12,6 +12,8 @@ PORT          ?= 8000
 PYTEST_ARGS   ?=
 BENCH_ARGS    ?=
 TEST_PYTHONS  ?= 3.10 3.11 3.12 3.13
+FUZZ_SECONDS  ?= 60
+FUZZ_TARGETS  ?= http1 websocket http2
 
 PY  := $(VENV)/bin/python
 PIP := $(PY) -m pip --quiet --disable-pip-version-check
@@ -42,7 +44,7 @@ else \
 fi
 endef
 
-.PHONY: help run test test-autobahn test-tools test-all bench bench-quick clean
+.PHONY: help run test test-autobahn test-tools test-all bench bench-quick fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -109,6 +111,21 @@ bench-quick: $(PY) ## The same benchmark, one round of each scenario (BENCH_ARGS
 	$(PIP) install -e '.[bench]'
 	$(PY) bench/run.py --rounds 1 $(BENCH_ARGS)
 
+# Each harness of tests/fuzz runs for FUZZ_SECONDS under atheris, from its
+# seed corpus; what it learns goes to .fuzz/ (not committed), what breaks
+# an invariant to tests/fuzz/crashes/<target>/, which `make test` replays.
+fuzz: $(PY) ## Fuzz each target of tests/fuzz with atheris for FUZZ_SECONDS (60) each (FUZZ_TARGETS)
+	$(PIP) install -e '.[fuzz]'
+	@failed=""; \
+	for target in $(FUZZ_TARGETS); do \
+	  mkdir -p .fuzz/$$target tests/fuzz/crashes/$$target; \
+	  echo "=== $$target: $(FUZZ_SECONDS) s"; \
+	  (cd tests/fuzz && $(abspath $(PY)) run_fuzzer.py $$target $(CURDIR)/.fuzz/$$target corpus/$$target \
+	    -dict=$$target.dict -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=crashes/$$target/) || failed="$$failed $$target"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in$$failed (see tests/fuzz/crashes/)" >&2; exit 1; fi
+
 clean: ## Remove build output, caches and test reports (not the venvs: rm -rf .venv* for those)
-	rm -rf build dist src/*.egg-info .pytest_cache .autobahn reports
+	rm -rf build dist src/*.egg-info .pytest_cache .autobahn reports .fuzz
 	find . \( -path './.venv*' -o -path ./.git \) -prune -o -type d -name __pycache__ -exec rm -rf {} +

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support import running_server
+from support import SquallProcess, running_server
 
 from squall import Config, Server
 
@@ -108,3 +111,71 @@ def test_out_of_order_lifespan_message_is_an_error(caplog: pytest.LogCaptureFixt
     server.run()
     assert not server.started
     assert "A lifespan shutdown message was sent before shutdown was asked for." in caplog.text
+
+
+HANGING_LIFESPAN_APP = '''
+import asyncio
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        message = await receive()
+        if PHASE == "startup":
+            await asyncio.sleep(3600)
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await asyncio.sleep(3600)
+        return
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+'''
+
+
+def test_a_hanging_startup_fails_after_its_timeout(tmp_path: Path) -> None:
+    (tmp_path / "hangs.py").write_text(HANGING_LIFESPAN_APP.replace("PHASE", '"startup"'))
+    with SquallProcess("hangs:app", "--port", "0", "--lifespan", "on", "--timeout-lifespan-startup", "0.5", cwd=tmp_path) as squall:
+        assert squall.wait(timeout=10) == 3
+    errors = [line for line in squall.output.splitlines() if line.startswith("ERROR")]
+    assert errors == ["ERROR:    Application startup did not complete within 0.5s (--timeout-lifespan-startup). Exiting."]
+    assert "Traceback" not in squall.output
+    assert "Squall running on" not in squall.output
+
+
+def test_a_hanging_shutdown_is_left_after_its_timeout(tmp_path: Path) -> None:
+    (tmp_path / "hangs.py").write_text(HANGING_LIFESPAN_APP.replace("PHASE", '"shutdown"'))
+    with SquallProcess("hangs:app", "--port", "0", "--lifespan", "on", "--timeout-lifespan-shutdown", "0.5", cwd=tmp_path) as squall:
+        squall.wait_started()
+        squall.signal(signal.SIGTERM)
+        assert squall.wait(timeout=10) == 0
+    assert (
+        "WARNING:  Application shutdown did not complete within 0.5s (--timeout-lifespan-shutdown); exiting anyway."
+        in squall.output.splitlines()
+    )
+    assert "Traceback" not in squall.output
+    assert "Finished server process" in squall.output
+
+
+def test_lifespan_timeouts_are_counted(caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await asyncio.sleep(3600)
+
+    caplog.set_level(logging.INFO, logger="squall")
+    with running_server(app, lifespan="on", timeout_lifespan_shutdown=0.2) as running:
+        pass
+    assert running.server.server_state.counters["timeout_lifespan_shutdown"] == 1
+    assert "Exception in 'lifespan' protocol" not in caplog.text
+
+    caplog.clear()
+
+    async def hang_startup(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await asyncio.sleep(3600)
+
+    server = Server(Config(hang_startup, port=0, lifespan="on", log_config=None, ws="none", timeout_lifespan_startup=0.2))
+    server.run()
+    assert not server.started
+    assert server.server_state.counters["timeout_lifespan_startup"] == 1
+    assert "Application startup did not complete within 0.2s" in caplog.text
+    assert "Traceback" not in caplog.text

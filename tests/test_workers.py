@@ -152,10 +152,15 @@ def test_workers_do_not_outlive_a_killed_arbiter(tmp_path: Path) -> None:
             wait_until(lambda pid=pid: not is_running(pid), what=f"worker {pid} to exit")
 
 
-def test_squall_h11_worker_serves(tmp_path: Path) -> None:
-    with gunicorn_serving(tmp_path, "--worker-class", "squall.workers.SquallH11Worker", workers=1) as (server, port):
+def test_squall_h11_worker_serves_with_gunicorns_request_limits(tmp_path: Path) -> None:
+    limits = ["--limit-request-line", "100", "--limit-request-fields", "5", "--limit-request-field_size", "200"]
+    with gunicorn_serving(tmp_path, "--worker-class", "squall.workers.SquallH11Worker", *limits, workers=1) as (server, port):
         response = httpx.get(f"http://127.0.0.1:{port}/", timeout=5.0)
         assert response.status_code == 200 and parse_answer(response.text)[1] == "1"
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(url + "/" + "a" * 100, timeout=5.0).status_code == 414
+        assert httpx.get(url, headers={f"x-{n}": "v" for n in range(5)}, timeout=5.0).status_code == 431
+        assert httpx.get(url, headers={"x-long": "v" * 200}, timeout=5.0).status_code == 431
         assert server.stop() == 0
 
 
@@ -190,6 +195,7 @@ def test_gunicorn_settings_become_squall_settings(tmp_path: Path) -> None:
         max_requests_jitter=50,
         backlog=64,
         limit_request_line=8000,
+        limit_request_fields=50,
         limit_request_field_size=16000,
         forwarded_allow_ips="10.0.0.1",
         certfile=str(tmp_path / "cert.pem"),
@@ -206,6 +212,7 @@ def test_gunicorn_settings_become_squall_settings(tmp_path: Path) -> None:
     assert config.limit_max_requests is not None and 1000 <= config.limit_max_requests <= 1050
     assert config.backlog == 64
     assert config.h11_max_incomplete_event_size == 24000
+    assert (config.limit_request_line, config.limit_request_fields, config.limit_request_field_size) == (8000, 50, 16000)
     assert config.forwarded_allow_ips == ["10.0.0.1"]
     assert (config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs) == (
         str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"), str(tmp_path / "ca.pem"),
@@ -219,6 +226,7 @@ def test_gunicorn_defaults_keep_squall_limits() -> None:
     assert (config.loop, config.http) == ("asyncio", "h11")
     assert config.limit_max_requests is None
     assert config.h11_max_incomplete_event_size == DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+    assert (config.limit_request_line, config.limit_request_fields, config.limit_request_field_size) == (4094, 100, 8190)
     assert config.ssl_certfile is None
 
 

@@ -263,6 +263,12 @@ class Config:
         factory: bool = False,
         h11_max_incomplete_event_size: int | None = None,
         reset_contextvars: bool = False,
+        limit_request_line: int = 4094,
+        limit_request_fields: int = 100,
+        limit_request_field_size: int = 8190,
+        limit_request_body: int | None = None,
+        timeout_lifespan_startup: float = 60,
+        timeout_lifespan_shutdown: float = 30,
         app_dir: str | None = None,
         http2_max_concurrent_streams: int = 100,
         http2_initial_window_size: int = 256 * 1024,
@@ -324,6 +330,17 @@ class Config:
         self.factory = factory
         self.h11_max_incomplete_event_size = h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
         self.reset_contextvars = reset_contextvars
+        # Beyond Uvicorn (see docs/security.md).  The request limits have
+        # Gunicorn's names and meanings: bytes of the request line, number of
+        # header fields, bytes of one field line; 0 lifts each (the head size
+        # limit above still bounds them).  The body limit is off by default.
+        self.limit_request_line = limit_request_line
+        self.limit_request_fields = limit_request_fields
+        self.limit_request_field_size = limit_request_field_size
+        self.limit_request_body = limit_request_body
+        # 0 waits for the app without a limit.
+        self.timeout_lifespan_startup = timeout_lifespan_startup
+        self.timeout_lifespan_shutdown = timeout_lifespan_shutdown
         self.app_dir = app_dir
         self.env_file = env_file
         self.http2_max_concurrent_streams = http2_max_concurrent_streams
@@ -402,6 +419,12 @@ class Config:
             ("--ws-max-size", self.ws_max_size, 1, None),
             ("--ws-max-queue", self.ws_max_queue, 1, None),
             ("--h11-max-incomplete-event-size", self.h11_max_incomplete_event_size, 1, None),
+            ("--limit-request-line", self.limit_request_line, 0, None),
+            ("--limit-request-fields", self.limit_request_fields, 0, None),
+            ("--limit-request-field-size", self.limit_request_field_size, 0, None),
+            ("--limit-request-body", self.limit_request_body, 0, None),
+            ("--timeout-lifespan-startup", self.timeout_lifespan_startup, 0, None),
+            ("--timeout-lifespan-shutdown", self.timeout_lifespan_shutdown, 0, None),
             ("--http2-max-concurrent-streams", self.http2_max_concurrent_streams, 1, 2**31 - 1),
             ("--http2-initial-window-size", self.http2_initial_window_size, 1, 2**31 - 1),
             # RFC 9113 6.5.2: SETTINGS_MAX_FRAME_SIZE lies between these.

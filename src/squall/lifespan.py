@@ -5,23 +5,34 @@
 returns without answering the startup event, is taken not to support
 lifespan, and the server carries on without it; with `on` the same is an
 error.  "Application startup complete." is said only when the app said so.
+
+Both phases are bounded: an app that has not answered startup within
+`--timeout-lifespan-startup` seconds fails the startup (the server exits
+without serving), one that has not answered shutdown within
+`--timeout-lifespan-shutdown` is left behind with a warning.  Either way its
+lifespan task is cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from squall.config import Config
+
+if TYPE_CHECKING:
+    from squall.server import ServerState
 
 logger = logging.getLogger("squall.error")
 
 STARTUP_FAILED = "Application startup failed. Exiting."
+# How long a lifespan task cancelled after a timeout gets to finish.
+CANCEL_WAIT_SECONDS = 1.0
 
 
 class LifespanOff:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, server_state: ServerState | None = None) -> None:
         self.should_exit = False
         self.state: dict[str, Any] = {}
 
@@ -33,10 +44,11 @@ class LifespanOff:
 
 
 class LifespanOn:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, server_state: ServerState | None = None) -> None:
         if not config.loaded:
             config.load()
         self.config = config
+        self.server_state = server_state
         self.state: dict[str, Any] = {}
         self.should_exit = False
 
@@ -49,13 +61,19 @@ class LifespanOn:
         self._finished = False
         self._error_occurred = False
         self._called_receive = False
+        # The app's task was cancelled because a phase took too long.
+        self._timed_out = False
         self._task: asyncio.Task[None] | None = None
 
     async def startup(self) -> None:
         logger.info("Waiting for application startup.")
         self._task = asyncio.get_running_loop().create_task(self._main())
         await self._events.put({"type": "lifespan.startup"})
-        await self._startup_done.wait()
+        timeout = self.config.timeout_lifespan_startup
+        if not await self._wait(self._startup_done, timeout, "timeout_lifespan_startup"):
+            logger.error("Application startup did not complete within %ss (--timeout-lifespan-startup). Exiting.", timeout)
+            self.should_exit = True
+            return
 
         required = self.config.lifespan == "on"
         if self._startup_failed or (self._error_occurred and required):
@@ -77,13 +95,38 @@ class LifespanOn:
             return  # nobody left to tell
         logger.info("Waiting for application shutdown.")
         await self._events.put({"type": "lifespan.shutdown"})
-        await self._shutdown_done.wait()
+        timeout = self.config.timeout_lifespan_shutdown
+        if not await self._wait(self._shutdown_done, timeout, "timeout_lifespan_shutdown"):
+            logger.warning(
+                "Application shutdown did not complete within %ss (--timeout-lifespan-shutdown); exiting anyway.", timeout
+            )
+            return
 
         if self._shutdown_failed or (self._error_occurred and self.config.lifespan == "on"):
             logger.error("Application shutdown failed. Exiting.")
             self.should_exit = True
         else:
             logger.info("Application shutdown complete.")
+
+    async def _wait(self, done: asyncio.Event, timeout: float, counter: str) -> bool:
+        """Wait for the app to answer a phase; past `timeout` seconds (0: none), cancel its task."""
+        if not timeout:
+            await done.wait()
+            return True
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            pass
+        if self.server_state is not None:
+            self.server_state.count(counter)
+        self._timed_out = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            # An app that swallows the cancellation is not waited for.
+            await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
+        return False
 
     async def _main(self) -> None:
         scope = {
@@ -99,7 +142,7 @@ class LifespanOn:
             raise
         except BaseException as exc:
             self._error_occurred = True
-            if self._startup_failed or self._shutdown_failed:
+            if self._startup_failed or self._shutdown_failed or self._timed_out:
                 return
             if self.config.lifespan == "auto" and not self._called_receive:
                 logger.info("ASGI 'lifespan' protocol appears unsupported.")

@@ -99,6 +99,12 @@ def run(
     http2_max_frame_size: int = 16384,
     http2_max_header_list_size: int = 64 * 1024,
     http2_impl: Literal["squall", "h2"] = "squall",
+    limit_request_line: int = 4094,
+    limit_request_fields: int = 100,
+    limit_request_field_size: int = 8190,
+    limit_request_body: int | None = None,
+    timeout_lifespan_startup: float = 60,
+    timeout_lifespan_shutdown: float = 30,
 ) -> None:
     """Serve `app` until told to stop, then return.
 

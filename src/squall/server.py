@@ -42,6 +42,9 @@ TICK_SECONDS = 0.1
 TIMEOUT_SWEEP_TICKS = 5
 # While shutting down, how often to look whether the last connection closed.
 SHUTDOWN_POLL_SECONDS = 0.01
+# How long connections taken from the listen queue at shutdown may take to
+# be set up (a TLS handshake) before the shutdown goes on without them.
+QUEUED_HANDSHAKE_SECONDS = 2.0
 
 
 class ServerState:
@@ -106,6 +109,7 @@ class Server:
         self._captured_signals: list[int] = []
         # The socket file this server bound for --uds, removed when it stops.
         self._unix_socket: UnixSocketFile | None = None
+        self._protocol_factory: Any = None
 
     # -- entry points --------------------------------------------------------
 
@@ -126,7 +130,7 @@ class Server:
 
     async def _serve(self, sockets: Sequence[socket.socket] | None) -> None:
         self.config.load()
-        self.lifespan = self.config.lifespan_class(self.config)  # type: ignore[misc]
+        self.lifespan = self.config.lifespan_class(self.config, self.server_state)  # type: ignore[misc]
         pid = os.getpid()
         logger.info("Started server process [%d]", pid, extra={"color_message": style_pid("Started server process [%d]")})
         await self.startup(sockets=sockets)
@@ -222,6 +226,7 @@ class Server:
             from squall.protocols.proxy_reader import ProxyProtocolReader
 
             protocol_factory = functools.partial(ProxyProtocolReader, protocol_factory)
+        self._protocol_factory = protocol_factory
 
         try:
             if sockets is not None:
@@ -348,9 +353,13 @@ class Server:
 
     async def shutdown(self, sockets: Sequence[socket.socket] | None = None) -> None:
         logger.info("Shutting down")
+        queued = self._accept_queued()
         self._close_listeners()
         for sock in sockets or []:
             sock.close()
+        if queued:
+            # Served like any connection open at shutdown (shut down below).
+            await asyncio.wait(queued, timeout=QUEUED_HANDSHAKE_SECONDS)
 
         # Idle connections close now; busy ones after their current response.
         self.server_state.draining = True
@@ -387,6 +396,41 @@ class Server:
             server.close()
         remove_unix_socket_file(self._unix_socket)
         self._unix_socket = None
+
+    def _accept_queued(self) -> list[asyncio.Task[Any]]:
+        """Accept the connections the kernel has queued on the listeners, before they close.
+
+        Closing a listening socket resets the connections in its queue:
+        clients whose connect() succeeded, and whose request may already be
+        sent, would get no answer.  Taken now, they are served (with
+        `Connection: close`) like the others open at shutdown.
+        """
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[Any]] = []
+        if self._protocol_factory is None:
+            return tasks
+        for listener in self.listening_sockets:
+            try:
+                sock = socket.socket(fileno=os.dup(listener.fileno()))
+            except OSError:
+                continue
+            with sock:
+                sock.setblocking(False)
+                while len(tasks) < self.config.backlog:
+                    try:
+                        conn, _ = sock.accept()
+                    except OSError:  # BlockingIOError: nothing more is queued
+                        break
+                    conn.setblocking(False)
+                    tasks.append(loop.create_task(self._serve_accepted(conn)))
+        return tasks
+
+    async def _serve_accepted(self, conn: socket.socket) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(self._protocol_factory, conn, ssl=self.config.ssl)
+        except OSError as exc:  # the client left, or its TLS handshake failed
+            logger.debug("A connection accepted at shutdown failed: %s", exc)
+            conn.close()
 
     async def _wait_for_connections(self) -> None:
         if self.server_state.connections and not self.force_exit:

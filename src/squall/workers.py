@@ -59,6 +59,10 @@ class SquallWorker(Worker):  # type: ignore[misc]  # Gunicorn is untyped
             "backlog": cfg.backlog,
             "forwarded_allow_ips": cfg.forwarded_allow_ips,
             "h11_max_incomplete_event_size": _head_size_limit(cfg.limit_request_line, cfg.limit_request_field_size),
+            # The same names and meanings as Gunicorn's (0: no limit of its own).
+            "limit_request_line": max(cfg.limit_request_line, 0),
+            "limit_request_fields": max(cfg.limit_request_fields, 0),
+            "limit_request_field_size": max(cfg.limit_request_field_size, 0),
         }
         if cfg.is_ssl:
             kwargs.update(
@@ -187,11 +191,11 @@ class _ArbitratedServer(DrainableServer):
 
 
 def _head_size_limit(request_line: int, field_size: int) -> int:
-    """Gunicorn's per-line limits as Squall's one limit on the request head.
+    """The head size limit that leaves room for Gunicorn's per-line limits.
 
     Room for one request line and one header field at Gunicorn's limits,
-    and never less than Squall's default.  Gunicorn's 0 ("unlimited")
-    cannot be honoured: Squall always bounds the head.
+    and never less than Squall's default.  Squall always bounds the head
+    as a whole: with Gunicorn's 0 ("unlimited"), that bound is what remains.
     """
     return max(DEFAULT_MAX_INCOMPLETE_EVENT_SIZE, request_line + field_size)
 

@@ -427,6 +427,12 @@ class Multiprocess:
             logger.info("Rolling restart complete")
 
     def _stop_all(self) -> None:
+        # Stop accepting first, everywhere at once: the workers close their
+        # copies of the listening socket as they stop, and so does this
+        # process.  Were it to keep its copy, the kernel would go on queueing
+        # connections that no one accepts, and reset them all on exit.
+        for sock in self.sockets:
+            sock.close()
         self.stopping = True
         self.rolling = False
         self.restart_queue.clear()

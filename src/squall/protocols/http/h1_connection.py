@@ -1,10 +1,11 @@
 """An HTTP/1.1 connection: requests one after another on a byte stream.
 
-A parser (the wire layer: `H11Reader` or `HttpToolsReader`) turns bytes into
-calls to `on_head`, `on_body`, `on_message_end` and `on_error`.  This class
-does the rest, once for both parsers: keep-alive, pipelining, the response
-framing, error responses, protocol switches (WebSocket, h2c) and timeouts.
-Each request is an `ASGIStream`, the same class HTTP/2 uses.
+The wire layer (`H1Reader`, with h11 or llhttp splitting the heads: see
+`h1_reader.py`) turns bytes into calls to `on_head`, `on_body`,
+`on_message_end` and `on_error`.  This class does the rest, once for both
+parsers: keep-alive, pipelining, the response framing, error responses,
+protocol switches (WebSocket, h2c) and timeouts.  Each request is an
+`ASGIStream`, the same class HTTP/2 uses.
 
 States
 ------
@@ -53,13 +54,15 @@ from squall.protocols.http.flow_control import (
     PAUSE_PIPELINE,
     PAUSE_SWITCH,
 )
+from squall.protocols.http.h1_reader import H1Reader
 from squall.protocols.http.h1_request import (
     SWITCH_H2C,
-    REQUEST_LINE_OVERHEAD,
     SWITCH_NONE,
     SWITCH_WEBSOCKET,
     BadRequest,
     RequestHead,
+    RequestInfo,
+    RequestLimits,
     check_request_head,
     split_target,
 )
@@ -109,21 +112,6 @@ HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SWITCH_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n"
 
 
-class H1Reader:
-    """The wire layer's interface: a parser fed bytes, reporting to an `H1Connection`."""
-
-    def __init__(self, conn: H1Connection, max_head_size: int) -> None:
-        raise NotImplementedError
-
-    def feed(self, data: bytes) -> None:
-        """Parse `data`, calling back the connection; hold back what may not be parsed yet."""
-        raise NotImplementedError
-
-    def resume(self) -> None:
-        """Parse what was held back, as far as the connection now allows."""
-        raise NotImplementedError
-
-
 class H1Connection(Connection):
     reader_class: type[H1Reader]
 
@@ -135,10 +123,10 @@ class H1Connection(Connection):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.max_head_size = config.h11_max_incomplete_event_size
+        self.limits = RequestLimits.from_config(config)
         self.ws_protocol_class = config.ws_protocol_class
         self.h2_protocol_class = getattr(config, "h2_protocol_class", None)
-        self.reader = self.reader_class(self, self.max_head_size)
+        self.reader = self.reader_class(self)
         self.state = IDLE
         # Loop time the current IDLE, HEAD or LINGER state began.
         self.since = 0.0
@@ -303,27 +291,27 @@ class H1Connection(Connection):
             return False
         return self.parsing is not None or len(self.pipeline) < MAX_PIPELINE
 
-    def on_head(
-        self, method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]], can_switch: bool = True
-    ) -> bool:
+    def on_head(self, method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]]) -> RequestInfo:
         """A request head was parsed: start or queue its stream.
 
-        Returns True when the connection switches protocols: the parser must
-        then stop and pass what follows the head to `on_switch`.  Raises
-        BadRequest for a request that cannot be served.
+        Returns what the head says about its body and the connection.  When
+        its `switch` is set, the connection switches protocols: the reader
+        must then stop and pass what follows the head to `on_switch`.
+        Raises BadRequest for a request that cannot be served.
         """
-        info = check_request_head(method, target, http_version, headers, self.max_head_size)
-        if info.switch is not SWITCH_NONE and can_switch:
+        info = check_request_head(method, target, http_version, headers, self.limits.body)
+        if info.switch is not SWITCH_NONE:
             if info.switch == SWITCH_WEBSOCKET:
                 if self.ws_protocol_class is not None:
                     self._switch_kind = SWITCH_WEBSOCKET
                     self._switch_head = RequestHead(method, target, http_version, headers)
-                    return True
+                    return info
                 _warn_no_websockets()
             elif self.h2_protocol_class is not None and not info.has_body:
                 self._switch_kind = SWITCH_H2C
                 self._switch_head = RequestHead(method, target, http_version, headers)
-                return True
+                return info
+            info.switch = SWITCH_NONE  # served as plain HTTP
 
         path, raw_path, query = split_target(target, self.root_path)
         scope = self.base_scope(method.decode("ascii"), http_version, path, raw_path, query, headers)
@@ -341,7 +329,7 @@ class H1Connection(Connection):
             self.pipeline.append((stream, app))
             if len(self.pipeline) >= MAX_PIPELINE:
                 self.read_gate.pause(PAUSE_PIPELINE)
-        return False
+        return info
 
     def on_body(self, data: bytes) -> None:
         stream = self.parsing
@@ -368,16 +356,6 @@ class H1Connection(Connection):
             self.read_gate.pause(PAUSE_SWITCH)
             return
         self._switch(kind, head, trailing)
-
-    def head_overflow_status(self, method: bytes, target: bytes) -> int:
-        """The status for an unfinished head over the size limit, given what was read of its request line.
-
-        The same rule as for a complete head: 400 when the request line
-        alone is too long, else 431 (the headers are).
-        """
-        if len(method) + len(target) + REQUEST_LINE_OVERHEAD > self.max_head_size:
-            return 400
-        return 431
 
     def on_error(self, status: int, message: str, head_only: bool = False) -> None:
         """Malformed input: answer with `status` after the requests before it, then close.

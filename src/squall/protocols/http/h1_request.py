@@ -1,15 +1,25 @@
 """Checking an HTTP/1.1 request head, the same way whichever parser read it.
 
-The parsers (h11, httptools) only split bytes into a method, a target, a
-version and header fields.  What those mean for the connection — is it a
-valid request, does it have a body, does it keep the connection alive, does
-it ask for a protocol switch — is decided here once, so that a request is
-served or refused alike whatever parser reads it.
+A request head is checked twice here, around the parser.  Before it, as
+bytes (`check_head_bytes`): the limits, line endings, characters and the
+shape of the request line, so that both parsers only ever see heads that
+RFC 9112's grammar allows line by line.  After it (`check_request_head`):
+what the parsed fields mean for the connection — is it a valid request,
+how is its body framed, does it keep the connection alive, does it ask for
+a protocol switch.  The parsers (h11, httptools) only split the head into a
+method, a target, a version and header fields; everything else is decided
+here once, so that a request is served or refused alike whatever parser
+reads it.  The table of what is refused is in docs/http.md.
 """
 
 from __future__ import annotations
 
+import re
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from squall.config import Config
 
 
 class BadRequest(Exception):
@@ -28,8 +38,133 @@ KNOWN_METHODS = frozenset(
     b" SUBSCRIBE UNSUBSCRIBE MKCALENDAR LINK UNLINK SOURCE".split()
 )
 
-# What a request line adds to its method and target: b" " + b" HTTP/1.1" + b"\r\n".
-REQUEST_LINE_OVERHEAD = 12
+TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# RFC 9112 3: method SP request-target SP HTTP-version, single spaces; the
+# target is any visible characters (which ones make a path is split_target's
+# business).
+_REQUEST_LINE = TOKEN + rb" [\x21-\x7e\x80-\xff]+ HTTP/[0-9]\.[0-9]\r\n"
+# RFC 9112 5 (a trailer field too): name ":" OWS value OWS CRLF, the value
+# visible characters (obs-text included), spaces and tabs.
+_FIELD_LINE = TOKEN + rb":[\t \x21-\x7e\x80-\xff]*\r\n"
+FIELD_LINE = re.compile(_FIELD_LINE)
+# A whole head as RFC 9112 allows it line by line: no control character but
+# HTAB, no CR or LF outside a CRLF, no obs-fold, no whitespace before a colon.
+# One regular expression is the fast path; `_why_invalid` explains a refusal.
+_HEAD = re.compile(_REQUEST_LINE + rb"(?:" + _FIELD_LINE + rb")*\r\n")
+# What a head may contain besides CRLF line ends: HTAB, SP, visible ASCII
+# and obs-text.
+_HEAD_BYTES = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t\r\n"
+# A Transfer-Encoding field whose value ends in a tab: llhttp refuses it
+# (other whitespace around values both parsers take).
+_TE_TRAILING_TAB = re.compile(rb"\ntransfer-encoding:[^\r]*\t[ \t]*\r", re.IGNORECASE)
+# The largest Content-Length taken: what a signed 64-bit integer holds, as
+# most proxies store it.
+MAX_CONTENT_LENGTH = (1 << 63) - 1
+
+
+# An absolute-form target's scheme and authority (RFC 3986 3.2: userinfo,
+# host, port; unreserved, sub-delims, pct-encoded, ":", "@", "[", "]").
+_ABSOLUTE_FORM = re.compile(rb"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9\-._~%!$&'()*+,;=:@\[\]]*")
+
+
+REQUEST_LINE_TOO_LONG = "The request line is longer than --limit-request-line (or the head size limit)."
+
+
+class RequestLimits:
+    """The size limits on a request, in bytes (and fields); 0 lifts a limit, `body` None too."""
+
+    __slots__ = ("head_size", "request_line", "fields", "field_size", "body", "line_size", "request_line_size")
+
+    def __init__(
+        self, head_size: int, request_line: int = 0, fields: int = 0, field_size: int = 0, body: int | None = None
+    ) -> None:
+        self.head_size = head_size
+        self.request_line = request_line
+        self.fields = fields
+        self.field_size = field_size
+        self.body = body
+        # The longest line accepted in a head, a chunk line or a trailer field.
+        self.line_size = field_size or head_size
+        # The longest request line accepted (without its CRLF), whichever limit gives it.
+        self.request_line_size = min(request_line or head_size, head_size - 4)
+
+    @classmethod
+    def from_config(cls, config: Config) -> RequestLimits:
+        return cls(
+            config.h11_max_incomplete_event_size,
+            config.limit_request_line,
+            config.limit_request_fields,
+            config.limit_request_field_size,
+            config.limit_request_body,
+        )
+
+
+def check_head_bytes(head: bytes, limits: RequestLimits) -> None:
+    """Check a complete request head as bytes, before any parser sees it.
+
+    `head` runs from the request line to the empty line that ends the head,
+    CRLFs included.  Raises BadRequest: 414 for a request line over its
+    limit, 431 for a head or fields over theirs, 400 for what RFC 9112 does
+    not allow (bare CR or LF, control characters, obs-fold, a request line
+    that is not three parts separated by single spaces, a malformed field).
+    """
+    line_end = head.find(b"\r\n")
+    size = len(head)
+    if line_end > limits.request_line_size:
+        raise BadRequest(REQUEST_LINE_TOO_LONG, 414)
+    if size > limits.head_size:
+        raise BadRequest("The request head is larger than --h11-max-incomplete-event-size.", 431)
+    if _HEAD.fullmatch(head) is None:
+        raise BadRequest(_why_invalid(head, line_end))
+    # Method and version before the parser sees them: llhttp stops at an
+    # unknown method, h11 at nothing; both must answer alike, whatever else
+    # the head holds.
+    method = head[: head.find(b" ")]
+    if method not in KNOWN_METHODS:
+        raise BadRequest(f"Unknown method {method[:20]!r}.")
+    version = head[line_end - 3 : line_end]
+    if version != b"1.1" and version != b"1.0":
+        raise BadRequest(f"Unsupported HTTP version {version.decode()}.", 505 if version == b"2.0" else 400)
+    # A field line is at least 4 bytes ("a:" CRLF): only a head that long
+    # can have too many.
+    fields = limits.fields
+    if fields and size - line_end > 4 * fields and head.count(b"\r\n") - 2 > fields:
+        raise BadRequest("More header fields than --limit-request-fields.", 431)
+    field_size = limits.field_size
+    if field_size and size - line_end - 2 > field_size:
+        # Some field line may be over the limit (with its CRLF, as Gunicorn counts).
+        for line in head[line_end + 2 :].split(b"\r\n"):
+            if len(line) + 2 > field_size:
+                raise BadRequest("A header field is longer than --limit-request-field-size.", 431)
+    if b"\t" in head and _TE_TRAILING_TAB.search(head) is not None:
+        raise BadRequest("A tab after the Transfer-Encoding value.")
+
+
+def _why_invalid(head: bytes, line_end: int) -> str:
+    """What makes a head that `_HEAD` refused invalid, for the log."""
+    if head.translate(None, _HEAD_BYTES):
+        return "A control character in the request head."
+    line_ends = head.count(b"\r\n")
+    if head.count(b"\n") != line_ends or head.count(b"\r") != line_ends:
+        return "A bare CR or LF in the request head."
+    if b"\n " in head or b"\n\t" in head:
+        # obs-fold, which RFC 9112 5.2 lets a server refuse, or whitespace
+        # between the request line and the first field (2.2: refuse).
+        return "A header line begins with whitespace."
+    if re.fullmatch(_REQUEST_LINE, head[: line_end + 2]) is None:
+        return "Invalid request line."
+    return "Invalid header field."
+
+
+def check_unfinished_head(head: bytes, limits: RequestLimits) -> None:
+    """Refuse early what an unfinished head already shows: sizes over the limits, a bare LF."""
+    line_end = head.find(b"\r\n")
+    if (len(head) - 1 if line_end == -1 else line_end) > limits.request_line_size:
+        raise BadRequest(REQUEST_LINE_TOO_LONG, 414)
+    if len(head) > limits.head_size:
+        raise BadRequest("The request head is larger than --h11-max-incomplete-event-size.", 431)
+    if head.count(b"\n") != head.count(b"\r\n"):
+        raise BadRequest("A bare LF in the request head.")
 
 _SPECIAL = frozenset(
     (b"host", b"connection", b"content-length", b"transfer-encoding", b"expect", b"upgrade", b"te", b"http2-settings")
@@ -49,11 +184,13 @@ def connection_tokens(value: bytes) -> set[bytes]:
 class RequestInfo:
     """What the head says about framing and the connection."""
 
-    __slots__ = ("keep_alive", "has_body", "expect_100", "switch", "te_trailers", "h2_settings")
+    __slots__ = ("keep_alive", "has_body", "chunked", "content_length", "expect_100", "switch", "te_trailers", "h2_settings")
 
     def __init__(self) -> None:
         self.keep_alive = True
         self.has_body = False
+        self.chunked = False
+        self.content_length = 0
         self.expect_100 = False
         self.switch = SWITCH_NONE
         self.te_trailers = False
@@ -61,20 +198,9 @@ class RequestInfo:
 
 
 def check_request_head(
-    method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]], max_head_size: int
+    method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]], max_body: int | None
 ) -> RequestInfo:
     """Validate a parsed head; raise BadRequest for one that cannot be served."""
-    if http_version != "1.1" and http_version != "1.0":
-        # llhttp rejects other versions outright (and reads a request line
-        # without one as 0.9); h11 takes any digit.digit.  Answer alike.
-        raise BadRequest(f"Unsupported HTTP version {http_version}.", 505 if http_version == "2.0" else 400)
-    if method not in KNOWN_METHODS:
-        raise BadRequest(f"Unknown method {method[:20]!r}.")
-    # The head size limit, counted alike whichever parser read it (and
-    # however the bytes arrived): request line, then each header line.
-    head_size = len(method) + len(target) + REQUEST_LINE_OVERHEAD
-    if head_size > max_head_size:
-        raise BadRequest("The request line is longer than --h11-max-incomplete-event-size.", 400)
     info = RequestInfo()
     connection: set[bytes] | None = None
     content_length: bytes | None = None
@@ -82,7 +208,6 @@ def check_request_head(
     upgrade: bytes | None = None
     hosts = 0
     for name, value in headers:
-        head_size += len(name) + len(value) + 4
         if name in _SPECIAL:
             if name == b"host":
                 hosts += 1
@@ -96,8 +221,9 @@ def check_request_head(
                 content_length = value
             elif name == b"transfer-encoding":
                 # Only chunked is decoded: a body in any other coding
-                # cannot be delimited or handed to the app as sent.
-                if value.strip().lower() != b"chunked":
+                # cannot be delimited or handed to the app as sent, and
+                # chunked must not be applied twice (RFC 9112 6.1).
+                if value.strip().lower() != b"chunked" or chunked:
                     raise BadRequest("Unsupported Transfer-Encoding.")
                 chunked = True
             elif name == b"connection":
@@ -111,20 +237,32 @@ def check_request_head(
                 info.te_trailers = b"trailers" in connection_tokens(value)
             else:
                 info.h2_settings = value
-    if head_size + 2 > max_head_size:
-        raise BadRequest("The request head is larger than --h11-max-incomplete-event-size.", 431)
     if hosts != 1 and (hosts or http_version == "1.1"):
         # RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one in 1.0.
         raise BadRequest("A request must have exactly one Host header.")
     if content_length is not None and chunked:
         raise BadRequest("Both Content-Length and Transfer-Encoding were sent.")
+    if chunked and http_version == "1.0":
+        # RFC 9112 6.1: a message with Transfer-Encoding in HTTP/1.0 is
+        # faulty (a 1.0 recipient may frame it otherwise); the server must
+        # close after it, and refusing it is simplest.
+        raise BadRequest("Transfer-Encoding in an HTTP/1.0 request.")
+    if content_length is not None:
+        if len(content_length) > 19 and len(content_length.lstrip(b"0")) > 19:
+            raise BadRequest("Content-Length too large.")
+        info.content_length = int(content_length)
+        if info.content_length > MAX_CONTENT_LENGTH:
+            raise BadRequest("Content-Length too large.")
+        if max_body is not None and info.content_length > max_body:
+            raise BadRequest("The request body is larger than --limit-request-body.", 413)
+    info.chunked = chunked
 
     if http_version == "1.1":
         info.keep_alive = connection is None or b"close" not in connection
     else:
         info.keep_alive = connection is not None and b"keep-alive" in connection
         info.expect_100 = False
-    info.has_body = chunked or (content_length is not None and content_length.strip(b"0") != b"")
+    info.has_body = chunked or info.content_length > 0
     if not info.has_body:
         info.expect_100 = False
     if upgrade is not None and connection is not None and b"upgrade" in connection:
@@ -174,11 +312,16 @@ def split_target(target: bytes, root_path: str) -> tuple[str, bytes, bytes]:
 
 
 def _origin_path(target: bytes) -> bytes:
-    """The path of an absolute-form target (RFC 9112 3.2.2), or the target itself."""
+    """The path of an absolute-form target (RFC 9112 3.2.2), or the target itself.
+
+    Only http and https URLs are taken, with an authority of RFC 3986's
+    characters: what llhttp accepts (it refuses digits in a scheme, and a
+    host with other characters), so that both parsers agree.
+    """
     if target == b"*":
         return target
-    scheme_end = target.find(b"://")
-    if scheme_end == -1:
+    match = _ABSOLUTE_FORM.match(target)
+    path = target[match.end() :] if match is not None else b"?"
+    if path and path[0] != 47:  # "/"
         raise BadRequest("Invalid request target.")
-    slash = target.find(b"/", scheme_end + 3)
-    return target[slash:] if slash != -1 else b"/"
+    return path or b"/"
