@@ -19,6 +19,8 @@ class HttpToolsReader(H1Reader):
         self._headers: list[tuple[bytes, bytes]] = []
         # Bytes the connection may not take yet (see `feed`).
         self._held = b""
+        # The last bytes fed to llhttp, where the next head end may begin.
+        self._fed_tail = b""
         # Bytes of the unfinished request head read so far, or -1 between
         # heads: llhttp has no size limit of its own.  Within the read where
         # a head begins the callbacks count it; once a read ends inside the
@@ -52,11 +54,21 @@ class HttpToolsReader(H1Reader):
                 if not conn.closing and conn.pending_error is None:
                     self._held = data
                 return
-            end = data.find(_HEAD_END)
-            if end == -1 or data.find(_HEAD_END, end + 4) == -1:
+            # The offset just past the first head end; it may begin in the
+            # bytes fed before (a read can end inside "\r\n\r\n").
+            tail = self._fed_tail
+            end = (tail + data[:3]).find(_HEAD_END)
+            if end != -1:
+                end += 4 - len(tail)
+            else:
+                end = data.find(_HEAD_END)
+                if end != -1:
+                    end += 4
+            if end == -1 or data.find(_HEAD_END, end) == -1:
+                self._fed_tail = (tail + data[-3:])[-3:]
                 self._feed(data, b"")
                 return
-            end += 4
+            self._fed_tail = (tail + data[max(0, end - 3) : end])[-3:]
             if not self._feed(data[:end], data[end:]):
                 return
             data = data[end:]
