@@ -16,12 +16,24 @@ would never serve another request.
 
 from __future__ import annotations
 
+import fcntl
+import struct
+import termios
 import threading
 from typing import Any
 
 import pytest
 
-from h1_support import RawClient, Recorder, chunked, get_request, post_request, respond
+from h1_support import (
+    RawClient,
+    Recorder,
+    chunked,
+    get_request,
+    post_request,
+    respond,
+    wait_threading_event,
+    wait_until,
+)
 
 try:
     from squall.protocols.http.h1_connection import MAX_PIPELINE
@@ -64,6 +76,51 @@ def test_one_large_write_of_pipelined_requests_queues_a_bounded_number(serve: An
     depths = queued.snapshot()
     assert len(depths) == len(requests)
     assert max(depths) <= MAX_PIPELINE + 1, f"up to {max(depths)} requests were queued on one connection"
+
+
+def unread_by_server(conn: Any) -> int:
+    """Bytes waiting in the kernel for the server to read on this connection (FIONREAD)."""
+    fd = conn.transport.get_extra_info("socket").fileno()
+    if fd < 0:
+        return 0  # closed: nothing more will be read
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def test_pipeline_cap_holds_when_a_read_ends_inside_a_head_end(serve: Any) -> None:
+    """A read that ends inside a head's final CRLFCRLF, the next read completing that head
+    and bringing more: the cap holds all the same."""
+    release = threading.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/hold":
+            await wait_threading_event(release)
+        await respond(send, body=scope["path"].encode())
+
+    heads = [get_request(f"/{n}") for n in range(MAX_PIPELINE + 2)]
+    # /hold is answered last of all; behind it, one head short of the cap, and the
+    # head that fills it, all but its last byte.
+    first = get_request("/hold") + b"".join(heads[: MAX_PIPELINE - 1]) + heads[MAX_PIPELINE - 1][:-1]
+    second = heads[MAX_PIPELINE - 1][-1:] + b"".join(heads[MAX_PIPELINE:])
+    with serve(app) as server:
+        state = server.server.server_state
+        with RawClient.connect(server.port) as client:
+            try:
+                client.send(first)
+                (conn,) = wait_until(lambda: list(state.connections), 5.0, "the connection")
+                wait_until(lambda: state.total_requests == MAX_PIPELINE and not unread_by_server(conn), 5.0,
+                           "the first write to be read")
+                client.send(second)
+                wait_until(lambda: not unread_by_server(conn), 5.0, "the second write to be read")
+                # Parsing happens in the callback that read the bytes: a request on another
+                # connection, answered after that callback, tells when it is over.
+                with RawClient.connect(server.port) as other:
+                    assert other.request(get_request("/other")).status == 200
+                queued = state.total_requests - 1  # less /other
+                assert queued <= MAX_PIPELINE + 1, f"{queued} requests were read on one connection"
+            finally:
+                release.set()
+            paths = [client.read_response().body for _ in range(len(heads) + 1)]
+    assert paths == [b"/hold"] + [b"/%d" % n for n in range(len(heads))]
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])

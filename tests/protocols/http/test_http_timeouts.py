@@ -17,7 +17,6 @@ half a second; the deadlines below allow a second more for a loaded machine.
 
 from __future__ import annotations
 
-import asyncio
 import select
 import socket
 import threading

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import select
-import socket
 import struct
 import termios
 import threading
