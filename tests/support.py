@@ -263,6 +263,14 @@ def wait_until(predicate: Callable[[], T], timeout: float = 5.0, what: str = "th
         time.sleep(interval)
 
 
+def wait_past_duplicate_window(first_signal_at: float) -> None:
+    """Before a second Ctrl+C in a test: a SIGINT within server.DUPLICATE_SIGNAL_SECONDS
+    of the first is taken for the same keypress delivered twice, not a second one."""
+    from squall.server import DUPLICATE_SIGNAL_SECONDS
+
+    wait_until(lambda: time.monotonic() - first_signal_at > DUPLICATE_SIGNAL_SECONDS + 0.1, 2.0, "a person's second keypress")
+
+
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

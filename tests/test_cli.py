@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import SquallProcess, run_squall
+from support import SquallProcess, run_squall, wait_past_duplicate_window
 
 HELLO_APP = '''
 import os
@@ -215,7 +215,9 @@ def test_second_sigint_forces_exit(tmp_path: Path) -> None:
         client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         squall.wait_for_log("request started")  # a busy connection: the first SIGINT has to wait for it
         squall.signal(signal.SIGINT)
+        first = time.monotonic()
         squall.wait_for_log("Waiting for connections to close")
+        wait_past_duplicate_window(first)
         squall.signal(signal.SIGINT)
         assert squall.wait(timeout=5) == 0
         client.close()

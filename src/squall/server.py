@@ -47,6 +47,16 @@ SHUTDOWN_POLL_SECONDS = 0.01
 QUEUED_HANDSHAKE_SECONDS = 2.0
 
 
+# A SIGINT this soon after the signal that stopped the server is the same
+# Ctrl+C delivered twice (`timeout -s INT` signals both its child and the
+# child's process group), not a second Ctrl+C asking to quit at once.
+DUPLICATE_SIGNAL_SECONDS = 0.2
+
+
+def is_duplicate_signal(first_at: float) -> bool:
+    return time.monotonic() - first_at < DUPLICATE_SIGNAL_SECONDS
+
+
 class ServerState:
     """What every connection of one server shares.
 
@@ -107,6 +117,8 @@ class Server:
         self._date_second = -1
         self._max_requests: int | None = None
         self._captured_signals: list[int] = []
+        # When the signal that stopped the server arrived (monotonic time).
+        self._stop_signal_at = 0.0
         # The socket file this server bound for --uds, removed when it stops.
         self._unix_socket: UnixSocketFile | None = None
         self._protocol_factory: Any = None
@@ -121,7 +133,11 @@ class Server:
         """
         self.config.load()
         loop_factory = self.config.get_loop_factory()
-        run_in_new_loop(self.serve(sockets=sockets), loop_factory)
+        # Signals that stopped the server are re-delivered once the loop is
+        # closed, not inside it: a KeyboardInterrupt raised in the loop would
+        # leave its tasks (the lifespan's, a request's) unfinished.
+        with self.capture_signals():
+            run_in_new_loop(self._serve(sockets), loop_factory)
 
     async def serve(self, sockets: Sequence[socket.socket] | None = None) -> None:
         """Serve inside an already running event loop."""
@@ -192,9 +208,10 @@ class Server:
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """The signal handler: the first signal stops gracefully, a further SIGINT at once."""
         self._captured_signals.append(sig)
-        if self.should_exit and sig == signal.SIGINT:
+        if self.should_exit and sig == signal.SIGINT and not is_duplicate_signal(self._stop_signal_at):
             self.force_exit = True
-        else:
+        elif not self.should_exit:
+            self._stop_signal_at = time.monotonic()
             self.should_exit = True
 
     # -- startup -------------------------------------------------------------

@@ -18,6 +18,7 @@ from types import FrameType
 
 from squall.config import STARTUP_FAILURE, Config, ConfigError
 from squall.supervisors.channel import DRAINING, PING, PONG, READY, RETIRE, receive, send
+from squall.server import is_duplicate_signal
 from squall.supervisors.drain import DrainableServer
 
 logger = logging.getLogger("squall.error")
@@ -73,8 +74,10 @@ class SupervisedServer(DrainableServer):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         repeated = sig == signal.SIGINT and signal.SIGINT in self._captured_signals
         self._captured_signals.append(sig)
-        if repeated:
+        if repeated and not is_duplicate_signal(self._stop_signal_at):
             self.force_exit = True
+        if not self.should_exit:
+            self._stop_signal_at = time.monotonic()
         self.should_exit = True
 
 

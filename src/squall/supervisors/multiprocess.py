@@ -34,6 +34,7 @@ from multiprocessing.process import BaseProcess
 from squall.config import STARTUP_FAILURE, Config
 from squall.logging import style_pid
 from squall.supervisors.channel import DRAINING, PING, PONG, READY, RETIRE, channel_pair, receive, send
+from squall.server import is_duplicate_signal
 from squall.supervisors.drain import drain_limit
 from squall.supervisors.process import describe_exit, log_listening, start_server_process
 from squall.supervisors.signals import SignalQueue
@@ -127,6 +128,7 @@ class Multiprocess:
         self.processes: set[Worker] = set()  # every live process, successors and leavers too
         self.selector = selectors.DefaultSelector()
         self.stopping = False
+        self._stop_signal_at = 0.0  # when the signal that stopped us arrived
         self.ever_ready = False
         self.exit_status = 0
         self.respawn_at: dict[int, float] = {}
@@ -362,8 +364,9 @@ class Multiprocess:
         if sig in (signal.SIGINT, signal.SIGTERM):
             if not self.stopping:
                 logger.info("Received %s: stopping %d worker(s) gracefully", name, len(self.slots))
+                self._stop_signal_at = time.monotonic()
                 self._stop_all()
-            elif sig == signal.SIGINT:
+            elif sig == signal.SIGINT and not is_duplicate_signal(self._stop_signal_at):
                 # A second Ctrl+C: the servers' own meaning is "quit now".
                 logger.warning("Received SIGINT again: telling workers to quit now")
                 for worker in self.processes:
