@@ -45,6 +45,7 @@ class Response:
     body: bytes
     raw_head: bytes
     raw_body: bytes  # the body as framed on the wire (chunk sizes included)
+    trailers: list[tuple[str, str]] = field(default_factory=list)
 
     def get(self, name: str) -> str | None:
         values = self.get_all(name)
@@ -161,8 +162,11 @@ class RawClient:
                 raw.append(line + b"\r\n")
                 size = int(line.split(b";")[0], 16)
                 if size == 0:
-                    trailer = self._take_line(deadline)
-                    assert trailer == b"", f"unexpected trailer {trailer!r}"
+                    # Trailer fields, if any, up to the empty line.
+                    while trailer := self._take_line(deadline):
+                        raw.append(trailer + b"\r\n")
+                        name, _, value = trailer.decode("latin-1").partition(":")
+                        response.trailers.append((name.lower(), value.strip()))
                     raw.append(b"\r\n")
                     break
                 chunk = self._take(size + 2, deadline)

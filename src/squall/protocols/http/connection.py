@@ -41,6 +41,7 @@ HTTP_EXTENSIONS: dict[str, Any] = {
     "http.response.trailers": {},
     "http.response.early_hint": {},
     "http.response.pathsend": {},
+    "http.response.zerocopysend": {},
 }
 
 

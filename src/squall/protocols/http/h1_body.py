@@ -47,7 +47,7 @@ DONE = 4
 class ChunkedDecoder:
     """Decodes one chunked request body from the bytes it is fed."""
 
-    __slots__ = ("state", "_remaining", "_line", "_limits", "_body_size", "_trailer_fields", "_trailer_size")
+    __slots__ = ("state", "_remaining", "_line", "_limits", "_body_size", "_trailer_fields", "_trailer_size", "trailers")
 
     def __init__(self, limits: RequestLimits) -> None:
         self.state = _SIZE
@@ -58,6 +58,8 @@ class ChunkedDecoder:
         self._body_size = 0
         self._trailer_fields = 0
         self._trailer_size = 0
+        # The trailer fields, as a request's headers are: lowercase names, trimmed values.
+        self.trailers: list[tuple[bytes, bytes]] = []
 
     def decode(self, data: bytes, pos: int, on_body: Callable[[bytes], None]) -> int:
         """Decode `data[pos:]`, passing body data to `on_body`; return where decoding stopped.
@@ -140,6 +142,8 @@ class ChunkedDecoder:
             raise BadRequest("The trailer section is larger than --h11-max-incomplete-event-size.", 431)
         if FIELD_LINE.fullmatch(line) is None:
             raise BadRequest(f"Invalid trailer field {line[:40]!r}.")
+        name, _, value = line.partition(b":")
+        self.trailers.append((name.lower(), value.strip(b" \t\r\n")))
 
     def _check_unfinished_line(self) -> None:
         """Refuse a line that is already too long, without waiting for its end."""

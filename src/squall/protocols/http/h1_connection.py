@@ -42,9 +42,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from squall.protocols.http.connection import Connection
 from squall.protocols.http.flow_control import (
@@ -77,7 +78,8 @@ from squall.protocols.http.response import (
     check_header,
     simple_response,
 )
-from squall.protocols.http.stream import DONE, START, ASGIStream
+from squall.protocols.http.sendfile import send_mapped
+from squall.protocols.http.stream import DONE, START, ASGIStream, ClientDisconnected
 
 if TYPE_CHECKING:
     from squall.config import Config
@@ -153,6 +155,7 @@ class H1Connection(Connection):
         self._remaining = 0
         self._keep_alive = True
         self._trailers: list[tuple[bytes, bytes]] = []
+        self._native_sendfile = False
         # The switch `on_head` asked for, until the parser calls `on_switch`.
         self._switch_kind = SWITCH_NONE
         self._switch_head: RequestHead | None = None
@@ -161,6 +164,10 @@ class H1Connection(Connection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        # sendfile(2) for files: plain TCP, under asyncio's own loop (uvloop has no loop.sendfile).
+        self._native_sendfile = (
+            self.scheme == "http" and hasattr(os, "sendfile") and isinstance(self.loop, asyncio.BaseEventLoop)
+        )
         if self.h2_protocol_class is not None and self.scheme == "https":
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
@@ -339,11 +346,11 @@ class H1Connection(Connection):
         if stream.buffered > HIGH_WATER_LIMIT:
             self.read_gate.pause(PAUSE_BODY)
 
-    def on_message_end(self) -> None:
+    def on_message_end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
         stream = self.parsing
         if stream is not None:
             self.parsing = None
-            stream.end_body()
+            stream.end_body(trailers)
             self.read_gate.resume(PAUSE_BODY)
 
     def on_switch(self, trailing: bytes) -> None:
@@ -584,10 +591,42 @@ class H1Connection(Connection):
         if not self.closing:
             self.transport.writelines((head, *parts) if head is not None else parts)
 
-    async def stream_send_file(self, stream: ASGIStream, path: str, more_body: bool) -> None:
-        from squall.protocols.http.sendfile import send_file
-
-        await send_file(self, stream, path, more_body)
+    async def stream_send_file(
+        self, stream: ASGIStream, file: IO[bytes] | int, offset: int, count: int, more_body: bool
+    ) -> None:
+        framing = self._framing
+        if not self._native_sendfile or not count or stream.is_head or framing == FRAMING_NONE:
+            await send_mapped(self, stream, file, offset, count, more_body)
+            return
+        # The kernel copies the file to the socket (sendfile(2)); the framing around it is ours.
+        if framing == FRAMING_LENGTH:
+            if count > self._remaining or not more_body and count != self._remaining:
+                self._keep_alive = False
+                raise RuntimeError("The file's length does not match the response's Content-Length.")
+            self._remaining -= count
+            prefix, suffix = b"", b""
+        elif framing == FRAMING_CHUNKED:
+            prefix = b"%x\r\n" % count
+            suffix = b"\r\n" if more_body or stream.trailers else b"\r\n0\r\n\r\n"
+        else:  # FRAMING_CLOSE
+            prefix, suffix = b"", b""
+        head, self._pending_head = self._pending_head, None
+        if head or prefix:
+            self.write((head or b"") + prefix)
+        if self.closing:
+            raise ClientDisconnected("The client disconnected.")
+        fileobj = open(file, "rb", closefd=False) if isinstance(file, int) else file  # noqa: SIM115
+        try:
+            await self.loop.sendfile(self.transport, fileobj, offset, count)
+        except (ConnectionError, RuntimeError) as exc:
+            # RuntimeError: the transport closed meanwhile.
+            self._keep_alive = False
+            raise ClientDisconnected(f"The client disconnected: {exc}") from None
+        finally:
+            if fileobj is not file:
+                fileobj.close()
+        if suffix:
+            self.write(suffix)
 
     def stream_send_trailers(self, stream: ASGIStream, headers: list[tuple[bytes, bytes]], more: bool) -> None:
         for name, value in headers:
@@ -622,6 +661,11 @@ class H1Connection(Connection):
 
     def stream_abort(self, stream: ASGIStream) -> None:
         self._keep_alive = False
+        if self._pending_head is not None and stream is self.active:
+            # Nothing of the response is on the wire yet: the client can still be told.
+            self._pending_head = None
+            stream.status = 500
+            self.write(simple_response(500, "Internal Server Error", self.server_state.default_headers, head_only=stream.is_head))
         if self.access_log:
             self.log_access(stream)
         self.close_transport()

@@ -116,7 +116,7 @@ class H1Reader:
                     assert decoder is not None
                     pos = decoder.decode(data, pos, conn.on_body)
                     if decoder.state == DONE:
-                        self._end_message()
+                        self._end_message(decoder.trailers)
                 else:
                     return
         except BadRequest as exc:
@@ -146,9 +146,9 @@ class H1Reader:
             self.state = STOPPED
         return False
 
-    def _end_message(self) -> None:
+    def _end_message(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
         self._decoder = None
         # RFC 9112 9.6: after a request that closes the connection, nothing
         # more is processed.
         self.state = HEAD if self._keep_alive else STOPPED
-        self.conn.on_message_end()
+        self.conn.on_message_end(trailers)

@@ -1,42 +1,61 @@
-"""`http.response.pathsend`: a file's contents as the response body.
+"""A file's contents as response body: `http.response.pathsend` and `http.response.zerocopysend`.
 
-The file is read in chunks and written through the stream's host like any
-body, waiting for the peer between chunks, so framing, flow control and
-back-pressure are the same as for `http.response.body`.
+Where the kernel can copy the file to the socket itself — HTTP/1.1 on plain
+TCP under asyncio's own event loop, whose `loop.sendfile` uses sendfile(2) —
+the host does that (`H1Connection.stream_sendfile`).  Elsewhere (TLS, which
+must encrypt in user space; HTTP/2, which frames the bytes; uvloop, which has
+no `sendfile`) the file is mapped into memory and written through the
+stream's host like any body, a slice at a time, waiting for the peer between
+slices, so that framing, flow control and back-pressure are those of
+`http.response.body`; each slice is copied once, into the write buffer, as
+any body is.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING
-
-from squall.protocols.http.stream import ClientDisconnected
+import mmap
+import os
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from squall.protocols.http.stream import ASGIStream, StreamHost
 
-CHUNK_SIZE = 256 * 1024
+SLICE_SIZE = 256 * 1024
 
 
-async def send_file(host: StreamHost, stream: ASGIStream, path: str, more_body: bool) -> None:
-    loop = asyncio.get_running_loop()
-    try:
-        file = await loop.run_in_executor(None, open, path, "rb")
-    except OSError as exc:
-        raise RuntimeError(f"'http.response.pathsend' cannot open {path!r}: {exc}") from None
-    try:
-        chunk = await loop.run_in_executor(None, file.read, CHUNK_SIZE)
-        while True:
-            following = await loop.run_in_executor(None, file.read, CHUNK_SIZE) if chunk else b""
-            last = not following
-            host.stream_send_body(stream, chunk, more_body or not last)
-            stream.bytes_sent += len(chunk)
-            if last:
-                return
-            chunk = following
+def file_span(file: IO[bytes] | int, offset: int | None, count: int | None) -> tuple[int, int]:
+    """(offset, count) of what to send of an open file; RuntimeError if they do not fit it."""
+    fd = file if isinstance(file, int) else file.fileno()
+    size = os.fstat(fd).st_size
+    if offset is None:
+        offset = os.lseek(fd, 0, os.SEEK_CUR)
+    if count is None:
+        count = max(0, size - offset)
+    if not (isinstance(offset, int) and isinstance(count, int)) or offset < 0 or count < 0 or offset + count > size:
+        raise RuntimeError(f"Cannot send {count!r} bytes from offset {offset!r} of a {size} byte file.")
+    return offset, count
+
+
+async def send_mapped(host: StreamHost, stream: ASGIStream, file: IO[bytes] | int, offset: int, count: int, more_body: bool) -> None:
+    """Write `count` bytes of the file from `offset` as body, through the host, from a memory map."""
+    if not count:
+        host.stream_send_body(stream, b"", more_body)
+        return
+    fd = file if isinstance(file, int) else file.fileno()
+    start = offset - offset % mmap.ALLOCATIONGRANULARITY
+    with mmap.mmap(fd, count + offset - start, access=mmap.ACCESS_READ, offset=start) as mapped:
+        position = offset - start
+        end = position + count
+        while position < end:
             if stream.blocked:
                 await stream.wait_writable()
             if stream.disconnected:
+                # Imported here: stream.py imports this module.
+                from squall.protocols.http.stream import ClientDisconnected
+
                 raise ClientDisconnected("The client disconnected.")
-    finally:
-        file.close()
+            # A slice of a map is bytes: the transport may keep what it
+            # cannot send yet after the map is closed.
+            piece = mapped[position : min(end, position + SLICE_SIZE)]
+            position += len(piece)
+            host.stream_send_body(stream, piece, more_body or position < end)

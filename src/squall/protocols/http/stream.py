@@ -21,6 +21,8 @@ RuntimeError.  Once the client is gone, `send` raises `ClientDisconnected`
     BODY      http.response.body, last (trailers announced)     TRAILERS
     BODY      http.response.body, last                          DONE
     BODY      http.response.pathsend                            TRAILERS or DONE, as above
+    BODY      http.response.zerocopysend, more_body             BODY
+    BODY      http.response.zerocopysend, last                  TRAILERS or DONE, as above
     TRAILERS  http.response.trailers, more_trailers             TRAILERS
     TRAILERS  http.response.trailers, last                      DONE
     DONE      (anything)                                        RuntimeError
@@ -48,7 +50,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import IO, Any
+
+from squall.protocols.http.sendfile import file_span
 
 logger = logging.getLogger("squall.error")
 
@@ -102,8 +106,10 @@ class StreamHost:
         """Write a body chunk; RuntimeError if it breaks the response's framing."""
         raise NotImplementedError
 
-    async def stream_send_file(self, stream: ASGIStream, path: str, more_body: bool) -> None:
-        """Write a file's contents as body (`http.response.pathsend`)."""
+    async def stream_send_file(
+        self, stream: ASGIStream, file: IO[bytes] | int, offset: int, count: int, more_body: bool
+    ) -> None:
+        """Write `count` bytes of an open file from `offset` as body (pathsend, zerocopysend)."""
         raise NotImplementedError
 
     def stream_send_trailers(self, stream: ASGIStream, headers: list[tuple[bytes, bytes]], more: bool) -> None:
@@ -146,6 +152,7 @@ class ASGIStream:
         "disconnected",
         "blocked",
         "wire",
+        "request_trailers",
         # request body
         "_body",
         "buffered",
@@ -177,6 +184,8 @@ class ASGIStream:
         self.blocked = False
         # What the connection keeps of this stream for its protocol.
         self.wire: Any = None
+        # Trailer fields that ended the request body, handed to the app with its last part.
+        self.request_trailers: list[tuple[bytes, bytes]] | None = None
         self._body: list[bytes] = []
         self.buffered = 0
         # More request body may come from the client.
@@ -195,7 +204,9 @@ class ASGIStream:
         self.buffered += len(data)
         self._wake()
 
-    def end_body(self) -> None:
+    def end_body(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        if trailers:
+            self.request_trailers = trailers
         self.more_body = False
         self._wake()
 
@@ -297,6 +308,9 @@ class ASGIStream:
             self._delivered = True
         if size:
             self.host.stream_body_consumed(self, size)
+        if not more_body and self.request_trailers is not None:
+            # Squall's own key: ASGI has no message for request trailers.
+            return {"type": "http.request", "body": body, "more_body": False, "trailers": self.request_trailers}
         return {"type": "http.request", "body": body, "more_body": more_body}
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -321,8 +335,8 @@ class ASGIStream:
         elif self.state is START:
             self._send_at_start(kind, message)
         elif self.state is BODY:
-            if kind == "http.response.pathsend":
-                await self._pathsend(message)
+            if kind == "http.response.pathsend" or kind == "http.response.zerocopysend":
+                await self._send_file(kind, message)
             else:
                 raise RuntimeError(f"Expected ASGI message 'http.response.body', but got {kind!r}.")
         elif self.state is TRAILERS:
@@ -354,16 +368,37 @@ class ASGIStream:
         else:
             raise RuntimeError(f"Expected ASGI message 'http.response.start', but got {kind!r}.")
 
-    async def _pathsend(self, message: dict[str, Any]) -> None:
-        path = message.get("path")
-        if not isinstance(path, str):
-            raise RuntimeError("'http.response.pathsend' needs a 'path' string.")
-        await self.host.stream_send_file(self, path, False)
-        if self.trailers:
-            self.state = TRAILERS
+    async def _send_file(self, kind: str, message: dict[str, Any]) -> None:
+        if kind == "http.response.pathsend":
+            path = message.get("path")
+            if not isinstance(path, str):
+                raise RuntimeError("'http.response.pathsend' needs a 'path' string.")
+            try:
+                file: IO[bytes] | int = open(path, "rb")  # noqa: SIM115  (closed below)
+            except OSError as exc:
+                raise RuntimeError(f"'http.response.pathsend' cannot open {path!r}: {exc}") from None
+            more_body = False
         else:
-            self.state = DONE
-            self._complete()
+            file = message.get("file")  # type: ignore[assignment]
+            if not isinstance(file, int) and not hasattr(file, "fileno"):
+                raise RuntimeError("'http.response.zerocopysend' needs a 'file' with a file descriptor.")
+            more_body = bool(message.get("more_body", False))
+        try:
+            offset, count = file_span(file, message.get("offset"), message.get("count"))
+            await self.host.stream_send_file(self, file, offset, count, more_body)
+            self.bytes_sent += count
+        finally:
+            if kind == "http.response.pathsend":
+                file.close()  # type: ignore[union-attr]
+            elif message.get("offset") is None and not isinstance(file, int):
+                # Sent from the current position: leave the file after what was sent, as a read would.
+                file.seek(offset + count)
+        if not more_body:
+            if self.trailers:
+                self.state = TRAILERS
+            else:
+                self.state = DONE
+                self._complete()
 
     def _complete(self) -> None:
         self._wake()  # a task waiting in receive() now gets http.disconnect

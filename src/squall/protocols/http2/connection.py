@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from squall.protocols.http.connection import Connection
 from squall.protocols.http.flow_control import PAUSE_BACKLOG
 from squall.protocols.http.h1_request import BadRequest, RequestHead, split_target
+from squall.protocols.http.sendfile import send_mapped
 from squall.protocols.http.stream import DONE, START, ASGIStream
 from squall.protocols.http2.request import H2Request, response_headers
 from squall.protocols.http2.websocket import StreamTransport
@@ -423,7 +424,10 @@ class H2Connection(Connection, H2Events):
             stream.feed_body(data)
 
     def on_trailers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
-        """Request trailers: ASGI has no message for them; the body simply ends."""
+        """Request trailers: kept for the body's last message (the wire reports the stream's end next)."""
+        stream = self.streams.get(stream_id)
+        if stream is not None and headers:
+            stream.request_trailers = list(headers)
 
     def on_stream_end(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)
@@ -550,10 +554,10 @@ class H2Connection(Connection, H2Events):
         else:
             self._schedule_flush()
 
-    async def stream_send_file(self, stream: ASGIStream, path: str, more_body: bool) -> None:
-        from squall.protocols.http.sendfile import send_file
-
-        await send_file(self, stream, path, more_body)
+    async def stream_send_file(
+        self, stream: ASGIStream, file: IO[bytes] | int, offset: int, count: int, more_body: bool
+    ) -> None:
+        await send_mapped(self, stream, file, offset, count, more_body)
 
     def stream_send_trailers(self, stream: ASGIStream, headers: list[tuple[bytes, bytes]], more: bool) -> None:
         rec: H2StreamState = stream.wire

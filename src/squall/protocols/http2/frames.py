@@ -396,8 +396,8 @@ class SquallWire:
             elif not end_stream or not valid or any(name[:1] == b":" for name, _ in fields):
                 self._stream_error(stream_id, PROTOCOL_ERROR)
             else:
-                self._remote_end(stream)
                 self.events.on_trailers(stream_id, fields)
+                self._remote_end(stream)
             return
         # Decoded whatever comes of it: HPACK state is the connection's.
         request = self._request(block)
