@@ -102,6 +102,7 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--timeout-request-header", type=float, default=10, show_default=True, help="Seconds a client may take to send a whole request head; 0: no limit.")
 @click.option("--timeout-request-body-idle", type=float, default=60, show_default=True, help="Seconds a request body may stall while the app waits for it; 0: no limit.")
 @click.option("--timeout-write", type=float, default=60, show_default=True, help="Seconds a client may stop reading a response before it is dropped; 0: no limit.")
+@click.option("--timeout-graceful-streams", default="1", show_default=True, help="On shutdown, end responses still streaming (SSE, long downloads) after this many seconds (their send raises, receive says http.disconnect); 'none' waits for them.")
 @click.option("--timeout-worker-healthcheck", type=int, default=5, show_default=True, help="Seconds a worker may take to answer the supervisor's health check.")
 @click.option("--ssl-keyfile", type=str, default=None, help="TLS private key file.")
 @click.option("--ssl-certfile", type=str, default=None, help="TLS certificate file.")

@@ -87,6 +87,16 @@ SSLContextFactory = Callable[["Config", Callable[[], ssl.SSLContext]], ssl.SSLCo
 logger = logging.getLogger("squall.error")
 
 
+def _optional_seconds(option: str, value: float | str | None) -> float | None:
+    """A number of seconds, or None for "no limit" (given as None, or as 'none' from the command line)."""
+    if value is None or isinstance(value, str) and value.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{option} must be a number of seconds or 'none', not {value!r}") from None
+
+
 class ConfigError(Exception):
     """A setting is unusable: the message is shown to the user as one line.
 
@@ -250,6 +260,7 @@ class Config:
         timeout_request_header: float = 10,
         timeout_request_body_idle: float = 60,
         timeout_write: float = 60,
+        timeout_graceful_streams: float | str | None = 1.0,
         callback_notify: Callable[..., Awaitable[None]] | None = None,
         ssl_keyfile: str | os.PathLike[str] | None = None,
         ssl_certfile: str | os.PathLike[str] | None = None,
@@ -317,6 +328,9 @@ class Config:
         self.timeout_request_header = timeout_request_header
         self.timeout_request_body_idle = timeout_request_body_idle
         self.timeout_write = timeout_write
+        # On shutdown, responses still streaming after this long are ended
+        # for their clients (None: they are waited for, as Uvicorn does).
+        self.timeout_graceful_streams = _optional_seconds("--timeout-graceful-streams", timeout_graceful_streams)
         self.callback_notify = callback_notify
         self.ssl_keyfile = ssl_keyfile
         self.ssl_certfile = ssl_certfile
@@ -415,6 +429,7 @@ class Config:
             ("--timeout-request-header", self.timeout_request_header, 0, None),
             ("--timeout-request-body-idle", self.timeout_request_body_idle, 0, None),
             ("--timeout-write", self.timeout_write, 0, None),
+            ("--timeout-graceful-streams", self.timeout_graceful_streams, 0, None),
             ("--reload-delay", self.reload_delay, 0, None),
             ("--ws-max-size", self.ws_max_size, 1, None),
             ("--ws-max-queue", self.ws_max_queue, 1, None),

@@ -80,6 +80,7 @@ def run(
     timeout_request_header: float = 10,
     timeout_request_body_idle: float = 60,
     timeout_write: float = 60,
+    timeout_graceful_streams: float | str | None = 1.0,
     callback_notify: Callable[..., Awaitable[None]] | None = None,
     ssl_keyfile: str | os.PathLike[str] | None = None,
     ssl_certfile: str | os.PathLike[str] | None = None,

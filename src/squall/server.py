@@ -452,9 +452,20 @@ class Server:
     async def _wait_for_connections(self) -> None:
         if self.server_state.connections and not self.force_exit:
             logger.info("Waiting for connections to close. (CTRL+C to force quit)")
+            loop = asyncio.get_running_loop()
+            grace = self.config.timeout_graceful_streams
+            streams_end_at = None if grace is None else loop.time() + grace
             while self.server_state.connections and not self.force_exit:
                 await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
                 self._check_timeouts()
+                if streams_end_at is not None and loop.time() >= streams_end_at:
+                    # Responses still streaming (Server-Sent Events, long
+                    # downloads) would hold the shutdown for ever: end them.
+                    streams_end_at = None
+                    for connection in list(self.server_state.connections):
+                        end_streams = getattr(connection, "end_streams", None)
+                        if end_streams is not None:
+                            end_streams()
         if self.server_state.tasks and not self.force_exit:
             logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
             while self.server_state.tasks and not self.force_exit:

@@ -579,3 +579,36 @@ def upgrade_settings_header(settings: dict[int, int]) -> str:
     payload = SettingsFrame(0, settings=settings).serialize_body()
     return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
 
+
+class RawFrames:
+    """Frames read off a socket one by one, with deadlines."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def next(self, timeout: float = DEADLINE) -> Frame | None:
+        """The next frame, or None once the server closed the connection."""
+        self.sock.settimeout(timeout)
+        while True:
+            if len(self.buffer) >= 9:
+                frame, length = Frame.parse_frame_header(memoryview(self.buffer[:9]))
+                if len(self.buffer) >= 9 + length:
+                    frame.parse_body(memoryview(self.buffer[9 : 9 + length]))
+                    self.buffer = self.buffer[9 + length :]
+                    return frame
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buffer += chunk
+
+    def wait(self, predicate: Any) -> Any:
+        while True:
+            frame = self.next()
+            assert frame is not None, "the connection closed first"
+            if predicate(frame):
+                return frame
+
+    def wait_closed(self) -> None:
+        while self.next() is not None:
+            pass

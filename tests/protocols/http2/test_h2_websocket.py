@@ -12,7 +12,7 @@ from typing import Any
 import h2.settings
 import pytest
 from hyperframe.frame import DataFrame, Frame, GoAwayFrame
-from h2_client import CANCEL, DEADLINE, H2Client, StreamResult
+from h2_client import CANCEL, DEADLINE, H2Client, RawFrames, StreamResult
 from support import wait_until
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, TextMessage
@@ -235,40 +235,6 @@ def test_shutdown_closes_with_1012(h2_serve: Any, ws_impl: str) -> None:
         client.sock.sendall(DataFrame(stream.stream_id, data=stream.ws.send(close.response())).serialize())
         frames.wait(lambda f: isinstance(f, DataFrame) and f.stream_id == stream.stream_id and "END_STREAM" in f.flags)
         frames.wait_closed()
-
-
-class RawFrames:
-    """Frames read off a socket one by one, with deadlines."""
-
-    def __init__(self, sock: Any) -> None:
-        self.sock = sock
-        self.buffer = b""
-
-    def next(self, timeout: float = DEADLINE) -> Frame | None:
-        """The next frame, or None once the server closed the connection."""
-        self.sock.settimeout(timeout)
-        while True:
-            if len(self.buffer) >= 9:
-                frame, length = Frame.parse_frame_header(memoryview(self.buffer[:9]))
-                if len(self.buffer) >= 9 + length:
-                    frame.parse_body(memoryview(self.buffer[9 : 9 + length]))
-                    self.buffer = self.buffer[9 + length :]
-                    return frame
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return None
-            self.buffer += chunk
-
-    def wait(self, predicate: Any) -> Any:
-        while True:
-            frame = self.next()
-            assert frame is not None, "the connection closed first"
-            if predicate(frame):
-                return frame
-
-    def wait_closed(self) -> None:
-        while self.next() is not None:
-            pass
 
 
 def test_flow_control_both_ways(h2_serve: Any, ws_impl: str) -> None:

@@ -143,6 +143,10 @@ class Connection(asyncio.Protocol, StreamHost):
 
     # -- what subclasses provide ---------------------------------------------------------
 
+    @property
+    def draining(self) -> bool:
+        return self.server_state.draining
+
     def open_streams(self) -> list[ASGIStream]:
         """The streams whose apps may still receive or send."""
         raise NotImplementedError

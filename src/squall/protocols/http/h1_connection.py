@@ -285,6 +285,26 @@ class H1Connection(Connection):
             if self.active.state is not START:
                 self._keep_alive = False  # its head is built: close once it is complete
 
+    def end_streams(self) -> None:
+        """Shutdown, the grace for streaming responses over: end the one in progress, and close.
+
+        Its app's `send` raises and its `receive` says `http.disconnect`.  A
+        chunked response gets its last chunk, so that the client sees a
+        clean end (an EventSource then reconnects, to another server).
+        """
+        stream = self.active
+        if stream is None or stream.state is START or stream.state is DONE or self.closing:
+            return
+        stream.disconnect()
+        if self._framing == FRAMING_CHUNKED and not stream.is_head:
+            head, self._pending_head = self._pending_head, None
+            self.write((head or b"") + b"0\r\n\r\n")
+        self._keep_alive = False
+        self.pipeline.clear()
+        if self.access_log:
+            self.log_access(stream)
+        self.close_transport()
+
     # -- parser events -------------------------------------------------------------------
 
     def may_parse(self) -> bool:

@@ -136,6 +136,11 @@ class StreamHost:
         """The app's call returned (or raised): the stream is done with."""
         raise NotImplementedError
 
+    @property
+    def draining(self) -> bool:
+        """The server is shutting down (or handing over to another process)."""
+        raise NotImplementedError
+
 
 class ASGIStream:
     __slots__ = (
@@ -256,7 +261,11 @@ class ASGIStream:
         else:
             if result is not None:
                 logger.error("ASGI callable returned a value instead of None: %r", result)
-            if self.state is not DONE and not self.disconnected:
+            if self.state is BODY and not self.disconnected and host.draining:
+                # Shutting down, an app that stops streaming (sse-starlette
+                # notices the signal by itself) ends its response: cleanly.
+                self._end_streaming()
+            elif self.state is not DONE and not self.disconnected:
                 if self.state is START:
                     logger.error("ASGI callable returned without starting a response.")
                 else:
@@ -266,6 +275,15 @@ class ASGIStream:
             self._delivered = True
             self.more_body = False
             host.stream_finished(self)
+
+    def _end_streaming(self) -> None:
+        try:
+            self.host.stream_send_body(self, b"", False)
+        except RuntimeError:  # the body is shorter than its content-length: cut it
+            self._end_failed()
+            return
+        self.state = DONE
+        self._complete()
 
     def _end_failed(self) -> None:
         """The app failed: a 500 if nothing was sent yet, else a broken response."""

@@ -277,6 +277,30 @@ class H2Connection(Connection, H2Events):
         if not self.streams and not self.tunnels:
             self.close_transport()
 
+    def end_streams(self) -> None:
+        """Shutdown, the grace for streaming responses over: end those still in progress.
+
+        Their apps' `send` raises and `receive` says `http.disconnect`.  A
+        response without a content-length gets a clean END_STREAM (an
+        EventSource then reconnects, to another server); others are reset.
+        """
+        for stream in list(self.streams.values()):
+            rec: H2StreamState = stream.wire
+            if stream.state is START or stream.state is DONE or rec.server_done:
+                continue
+            stream.disconnect()
+            if rec.content_length is None and not rec.pending:
+                if rec.headers is not None:
+                    self.wire.send_headers(stream.stream_id, rec.headers, False)
+                    rec.headers = None
+                self.wire.send_data(stream.stream_id, b"", True)
+                if self.access_log:
+                    self.log_access(stream)
+                self._server_done(stream)
+            else:
+                self._reset(stream, CANCEL)
+        self.flush()
+
     # -- wire events -----------------------------------------------------------------------
 
     def on_request(self, stream_id: int, request: H2Request) -> None:
