@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import http
 import logging
+import os
 import sys
 from copy import copy
 from typing import Any, Literal
 
 import click
+
+from squall.access_log import escape
 
 TRACE_LOG_LEVEL = 5
 
@@ -144,6 +147,61 @@ LOGGING_CONFIG: dict[str, Any] = {
         "squall.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
     },
 }
+
+
+# With --access-log-format, the access handler writes the format's line as it is.
+ACCESS_LINE_FORMAT = "%(message)s"
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+
+
+def default_logging_config(log_format: LogFormat, access_line_only: bool) -> dict[str, Any]:
+    """`LOGGING_CONFIG` as --log-format and --access-log-format want it (itself when they don't)."""
+    if log_format == "text" and not access_line_only:
+        return LOGGING_CONFIG
+    formatters = dict(LOGGING_CONFIG["formatters"])
+    if log_format == "json":
+        json_formatter = {"()": "squall.log_json.JSONFormatter"}
+        formatters["default"] = json_formatter
+        formatters["access"] = json_formatter
+    else:
+        formatters["access"] = {"()": "squall.logging.DefaultFormatter", "fmt": ACCESS_LINE_FORMAT, "use_colors": False}
+    return {**LOGGING_CONFIG, "formatters": formatters}
+
+
+_SQUALL_SOURCE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class EscapeRequestData(logging.Filter):
+    """Escapes control characters in the arguments of Squall's own records.
+
+    The server's messages put request data (a path, a parser's complaint)
+    in their arguments, never in the template: escaping the arguments keeps
+    a client from breaking or colouring a line, and leaves the messages'
+    own line breaks (a traceback's introduction) alone.  Records an app
+    logs to the same loggers are its business, and left as they are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args and record.pathname.startswith(_SQUALL_SOURCE):
+            record.args = tuple(_escaped(arg) for arg in args)
+        return True
+
+
+def _escaped(arg: Any) -> Any:
+    if isinstance(arg, str):
+        return escape(arg)
+    if isinstance(arg, BaseException):
+        return escape(str(arg))
+    return arg
+
+
+def install_escaping() -> None:
+    """Put `EscapeRequestData` on `squall.error` (once): whatever handlers a configuration sets, it applies."""
+    error_logger = logging.getLogger("squall.error")
+    if not any(isinstance(f, EscapeRequestData) for f in error_logger.filters):
+        error_logger.addFilter(EscapeRequestData())
 
 
 def with_colours(config: dict[str, Any], use_colors: bool | None) -> dict[str, Any]:
