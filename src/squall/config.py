@@ -540,7 +540,9 @@ class Config:
             except AccessFormatError as exc:
                 raise ConfigError(f"--access-log-format: {exc}") from None
         log_config = self.log_config
-        if log_config is LOGGING_CONFIG:  # a configuration of the user's own wins over both options
+        # A configuration of the user's own wins over both options.  (Equal,
+        # not identical: a Config reaches worker processes by pickle.)
+        if log_config == LOGGING_CONFIG:
             log_config = default_logging_config(self.log_format, self.access_line_format is not None)
         if log_config is not None:
             try:

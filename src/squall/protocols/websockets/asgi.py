@@ -653,8 +653,14 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _log_handshake(self, outcome: str) -> None:
         """'127.0.0.1:5000 - "WebSocket /chat" [accepted]' (or the status refusing it), as Uvicorn logs it."""
-        entry = self._access_entry()
-        logger.info('%s - "WebSocket %s" %s', entry.client_text(), entry.path_and_query(), outcome)
+        scope = self.scope
+        client = scope.get("client")
+        client_text = f"{client[0]}:{client[1]}" if client else "-"
+        path = scope["path"]
+        if scope["query_string"]:
+            path += "?" + scope["query_string"].decode("ascii", "replace")
+        # Escaped by squall.logging.EscapeRequestData, as every argument of the server's messages.
+        logger.info('%s - "WebSocket %s" %s', client_text, path, outcome)
 
     def _access_entry(self) -> AccessEntry:
         duration = time.perf_counter() - self._started if self._started else 0.0
