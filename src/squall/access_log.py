@@ -315,24 +315,34 @@ class AccessFormat:
         return (AccessFormat, (self.source,))
 
 
+# Uvicorn's access line; its arguments are (client, method, path, HTTP version, status).
+UVICORN_LINE = '%s - "%s %s HTTP/%s" %d'
+
+
 def log_access(entry: AccessEntry) -> None:
     """Write `entry` to `squall.access`: Uvicorn's line, or the entry's --access-log-format line.
 
-    Uvicorn's line keeps Uvicorn's arguments (client, method, path, HTTP
-    version, status), which its AccessFormatter and users' filters read.
-    Either way the record carries the entry as `access`, for the JSON formatter.
+    Uvicorn's line keeps Uvicorn's arguments, which its AccessFormatter and
+    users' filters read.  Either way the record carries the entry as
+    `access`, for the JSON formatter.  The record is made and handed to the
+    logger directly: `Logger.info` would also look up the caller's source
+    line in the stack, for every request, and no access line shows it.
+    Levels, filters, handlers and propagation apply as usual.
     """
-    extra = {"access": entry}
-    if entry.format is not None:
-        access_logger.info(entry.format.render(entry), extra=extra)
+    logger = access_logger
+    if not logger.isEnabledFor(logging.INFO):
         return
-    version = entry.http_version
-    access_logger.info(
-        '%s - "%s %s HTTP/%s" %d',
-        entry.client_text(),
-        escape(entry.method),
-        entry.path_and_query(),
-        "2.0" if version == "2" else version,
-        entry.status,
-        extra=extra,
-    )
+    if entry.format is not None:
+        message, args = entry.format.render(entry), ()
+    else:
+        version = entry.http_version
+        message = UVICORN_LINE
+        args = (
+            entry.client_text(),
+            escape(entry.method),
+            entry.path_and_query(),
+            "2.0" if version == "2" else version,
+            entry.status,
+        )
+    record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, args, None, "log_access", {"access": entry})
+    logger.handle(record)
