@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import pickle
 import re
@@ -27,6 +28,8 @@ from support import SquallProcess, recv_all, run_squall, running_server, wait_un
 
 from squall.access_log import AccessFormat, AccessFormatError, escape
 from squall.config import LOGGING_CONFIG, Config, ConfigError
+from squall.logging import EscapeRequestData
+from squall.protocols.http import stream as http_stream
 
 WS_IMPLS = ["websockets", "websockets-sansio", "wsproto"]
 # Every atom, between separators, in a fixed order.
@@ -334,6 +337,15 @@ def test_control_characters_from_the_request_are_escaped(
     assert "/deny\\x1b[2J\\r\\n" in text, text  # the error log's WebSocket line too
     if access_log_format:
         assert "a\\x9b31m\\tb\\x85" in text, text
+
+
+def test_only_squalls_own_messages_are_escaped_in_the_error_log() -> None:
+    ours = logging.LogRecord("squall.error", logging.INFO, http_stream.__file__, 1, "path %s", ("/a\x1b\n",), None)
+    apps = logging.LogRecord("squall.error", logging.INFO, __file__, 1, "report:\n%s", ("line 1\nline 2",), None)
+    escaping = EscapeRequestData()
+    assert escaping.filter(ours) and escaping.filter(apps)
+    assert ours.getMessage() == "path /a\\x1b\\n"
+    assert apps.getMessage() == "report:\nline 1\nline 2"
 
 
 def test_escape() -> None:
