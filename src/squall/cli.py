@@ -22,6 +22,8 @@ from typing import Any
 import click
 
 import squall
+from squall.logging import LOG_FORMATS
+from squall.access_log import AccessFormat, AccessFormatError
 from squall.config import IMPLEMENTATION_NAMES, LOG_LEVELS, SSL_PROTOCOL_VERSION, implementation_problem
 
 ENVVAR_PREFIXES = ("SQUALL_", "UVICORN_")
@@ -42,6 +44,19 @@ class ImplementationType(click.ParamType):
         problem = implementation_problem(self.option, value) if isinstance(value, str) else None
         if problem:
             self.fail(problem, param, ctx)
+        return value
+
+
+class AccessFormatType(click.ParamType):
+    """--access-log-format: compiled here, so that a mistake is a usage error."""
+
+    name = "format"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            AccessFormat(value)
+        except AccessFormatError as exc:
+            self.fail(str(exc), param, ctx)
         return value
 
 
@@ -87,6 +102,8 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--log-level", type=LEVEL_CHOICES, default=None, help="Log level.  [default: info]")
 @click.option("--access-log/--no-access-log", default=True, help="Log one line per request.")
 @click.option("--use-colors/--no-use-colors", default=None, help="Colour the logs; default: when writing to a terminal.")
+@click.option("--access-log-format", type=AccessFormatType(), default=None, help="Access log line in Gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(b)s %(D)s'; default: Uvicorn's line.")
+@click.option("--log-format", type=click.Choice(list(LOG_FORMATS)), default="text", show_default=True, help="'json': one JSON object per line, for the server's and the access log.")
 @click.option("--proxy-headers/--no-proxy-headers", default=True, help="Trust X-Forwarded-*/Forwarded from --forwarded-allow-ips.")
 @click.option("--server-header/--no-server-header", default=True, help="Send a Server header.")
 @click.option("--date-header/--no-date-header", default=True, help="Send a Date header.")

@@ -23,7 +23,8 @@ from typing import Any, Literal
 from squall import logger_aliases
 from squall.importer import ImportFromStringError, ImportRaisedError, check_module_exists, import_from_string
 from squall.log_config import LogConfig, LogConfigError, apply_log_config
-from squall.logging import LOGGING_CONFIG, TRACE_LOG_LEVEL
+from squall.access_log import AccessFormat, AccessFormatError
+from squall.logging import LOG_FORMATS, LOGGING_CONFIG, TRACE_LOG_LEVEL, LogFormat, default_logging_config, install_escaping
 
 __all__ = ["LOGGING_CONFIG", "Config", "ConfigError"]
 
@@ -236,6 +237,8 @@ class Config:
         log_level: str | int | None = None,
         access_log: bool = True,
         use_colors: bool | None = None,
+        access_log_format: str | None = None,
+        log_format: LogFormat = "text",
         interface: InterfaceSetting = "auto",
         reload: bool = False,
         reload_dirs: Sequence[str] | str | None = None,
@@ -307,6 +310,10 @@ class Config:
         self.log_level = log_level
         self.access_log = access_log
         self.use_colors = use_colors
+        # Beyond Uvicorn: Gunicorn's atoms (squall.access_log), and JSON lines.
+        self.access_log_format = access_log_format
+        self.log_format = log_format
+        self.access_line_format: AccessFormat | None = None
         self.interface = interface
         self.reload = reload
         self.reload_delay = reload_delay
@@ -525,11 +532,24 @@ class Config:
         # Before any configuration is applied and before the app is imported,
         # so that both find `uvicorn.error` & co. to be Squall's loggers.
         logger_aliases.install()
-        if self.log_config is not None:
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"--log-format {self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+        if self.access_log_format is not None:
             try:
-                apply_log_config(self.log_config, self.use_colors)
+                self.access_line_format = AccessFormat(self.access_log_format)
+            except AccessFormatError as exc:
+                raise ConfigError(f"--access-log-format: {exc}") from None
+        log_config = self.log_config
+        # A configuration of the user's own wins over both options.  (Equal,
+        # not identical: a Config reaches worker processes by pickle.)
+        if log_config == LOGGING_CONFIG:
+            log_config = default_logging_config(self.log_format, self.access_line_format is not None)
+        if log_config is not None:
+            try:
+                apply_log_config(log_config, self.use_colors)
             except LogConfigError as exc:
                 raise ConfigError(str(exc)) from exc
+        install_escaping()
         if self.log_level is not None:
             level = LOG_LEVELS.get(self.log_level.lower()) if isinstance(self.log_level, str) else self.log_level
             if level is None:

@@ -13,13 +13,16 @@ when it is None, whether the stream the handler writes to is a terminal.
 
 from __future__ import annotations
 
+import functools
 import http
 import logging
+import os
 import sys
-from copy import copy
 from typing import Any, Literal
 
 import click
+
+from squall.access_log import escape
 
 TRACE_LOG_LEVEL = 5
 
@@ -36,6 +39,17 @@ _STATUS_COLOURS: dict[int, str] = {1: "bright_white", 2: "green", 3: "yellow", 4
 
 # The access line of Squall's default configuration, and the fields it uses.
 ACCESS_FORMAT = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
+
+
+def _copy_record(record: logging.LogRecord) -> logging.LogRecord:
+    """A shallow copy to decorate for one handler (others see the record as it was).
+
+    Several times cheaper than `copy.copy`, which goes through `__reduce_ex__`;
+    this runs for every access line.
+    """
+    clone = object.__new__(type(record))
+    clone.__dict__.update(record.__dict__)
+    return clone
 
 
 def style_pid(template: str) -> str:
@@ -62,7 +76,10 @@ class ColourizedFormatter(logging.Formatter):
         return sys.stdout.isatty()
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record = copy(record)
+        return self._decorated(_copy_record(record))
+
+    def _decorated(self, record: logging.LogRecord) -> str:
+        """The message of `record`, a copy of our own to add fields to."""
         name = record.levelname
         pad = " " * max(0, 8 - len(name))
         if self.use_colors:
@@ -93,7 +110,7 @@ class AccessFormatter(ColourizedFormatter):
     """
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record = copy(record)
+        record = _copy_record(record)
         args = record.args
         if isinstance(args, tuple) and len(args) == 5:
             client, method, path, http_version, status = args
@@ -104,17 +121,23 @@ class AccessFormatter(ColourizedFormatter):
         if self.use_colors:
             request_line = click.style(request_line, bold=True)
         record.__dict__.update(client_addr=client, request_line=request_line, status_code=status_text)
-        return super().formatMessage(record)
+        return self._decorated(record)
 
     def _status(self, status: int) -> str:
-        try:
-            text = f"{status} {http.HTTPStatus(status).phrase}"
-        except ValueError:
-            text = f"{status} "
+        text = _status_text(status)
         if not self.use_colors:
             return text
         colour = _STATUS_COLOURS.get(status // 100)
         return click.style(text, fg=colour) if colour else text
+
+
+@functools.lru_cache(maxsize=128)
+def _status_text(status: int) -> str:
+    """'404 Not Found' (the enum lookup is slow for a per-request line)."""
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} "
 
 
 # The default logging configuration, in `logging.config.dictConfig` form.
@@ -144,6 +167,61 @@ LOGGING_CONFIG: dict[str, Any] = {
         "squall.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
     },
 }
+
+
+# With --access-log-format, the access handler writes the format's line as it is.
+ACCESS_LINE_FORMAT = "%(message)s"
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+
+
+def default_logging_config(log_format: LogFormat, access_line_only: bool) -> dict[str, Any]:
+    """`LOGGING_CONFIG` as --log-format and --access-log-format want it (itself when they don't)."""
+    if log_format == "text" and not access_line_only:
+        return LOGGING_CONFIG
+    formatters = dict(LOGGING_CONFIG["formatters"])
+    if log_format == "json":
+        json_formatter = {"()": "squall.log_json.JSONFormatter"}
+        formatters["default"] = json_formatter
+        formatters["access"] = json_formatter
+    else:
+        formatters["access"] = {"()": "squall.logging.DefaultFormatter", "fmt": ACCESS_LINE_FORMAT, "use_colors": False}
+    return {**LOGGING_CONFIG, "formatters": formatters}
+
+
+_SQUALL_SOURCE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class EscapeRequestData(logging.Filter):
+    """Escapes control characters in the arguments of Squall's own records.
+
+    The server's messages put request data (a path, a parser's complaint)
+    in their arguments, never in the template: escaping the arguments keeps
+    a client from breaking or colouring a line, and leaves the messages'
+    own line breaks (a traceback's introduction) alone.  Records an app
+    logs to the same loggers are its business, and left as they are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args and record.pathname.startswith(_SQUALL_SOURCE):
+            record.args = tuple(_escaped(arg) for arg in args)
+        return True
+
+
+def _escaped(arg: Any) -> Any:
+    if isinstance(arg, str):
+        return escape(arg)
+    if isinstance(arg, BaseException):
+        return escape(str(arg))
+    return arg
+
+
+def install_escaping() -> None:
+    """Put `EscapeRequestData` on `squall.error` (once): whatever handlers a configuration sets, it applies."""
+    error_logger = logging.getLogger("squall.error")
+    if not any(isinstance(f, EscapeRequestData) for f in error_logger.filters):
+        error_logger.addFilter(EscapeRequestData())
 
 
 def with_colours(config: dict[str, Any], use_colors: bool | None) -> dict[str, Any]:

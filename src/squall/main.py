@@ -29,6 +29,7 @@ from squall.config import (
     WSSetting,
 )
 from squall.log_config import LogConfig
+from squall.logging import LogFormat
 from squall.sockets import remove_unix_socket_file, unix_socket_file
 
 logger = logging.getLogger("squall.error")
@@ -56,6 +57,8 @@ def run(
     log_level: str | int | None = None,
     access_log: bool = True,
     use_colors: bool | None = None,
+    access_log_format: str | None = None,
+    log_format: LogFormat = "text",
     interface: InterfaceSetting = "auto",
     reload: bool = False,
     reload_dirs: Sequence[str] | str | None = None,

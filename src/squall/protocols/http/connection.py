@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
+from squall.access_log import AccessEntry, log_access
 from squall.protocols.http.flow_control import PAUSE_WRITE, ReadGate
 from squall.protocols.http.stream import ASGIStream, StreamHost
 from squall.protocols.utils import get_local_addr, get_remote_addr, is_ssl, tls_extension
@@ -75,6 +77,7 @@ class Connection(asyncio.Protocol, StreamHost):
         self.root_path = config.root_path
         self.limit_concurrency = config.limit_concurrency
         self.access_log = access_logger.hasHandlers() and access_logger.isEnabledFor(logging.INFO)
+        self.access_format = config.access_line_format
         self.asgi_version = ASGI2_VERSION if config.interface == "asgi2" else ASGI_VERSION
         self.reset_contextvars = bool(getattr(config, "reset_contextvars", False))
 
@@ -197,6 +200,8 @@ class Connection(asyncio.Protocol, StreamHost):
         """
         if self.write_paused:
             stream.block()
+        if self.access_log:
+            stream.started = time.perf_counter()
         if self.reset_contextvars:
             task = contextvars.Context().run(self.loop.create_task, stream.run(app))
         else:
@@ -230,15 +235,19 @@ class Connection(asyncio.Protocol, StreamHost):
         }
 
     def log_access(self, stream: ASGIStream) -> None:
-        scope = stream.scope
-        client = scope.get("client")
-        client_text = f"{client[0]}:{client[1]}" if client else "-"
-        path = scope["path"]
-        if scope["query_string"]:
-            path += "?" + scope["query_string"].decode("ascii", "replace")
-        version = scope["http_version"]
-        access_logger.info(
-            '%s - "%s %s HTTP/%s" %d', client_text, scope["method"], path, "2.0" if version == "2" else version, stream.status
+        """The access record of a response that is complete (or given up on)."""
+        started = stream.started
+        log_access(
+            AccessEntry(
+                "http",
+                stream.scope,
+                stream.scope["method"],
+                stream.status,
+                stream.bytes_sent,
+                time.perf_counter() - started if started else 0.0,
+                stream.response_headers,
+                self.access_format,
+            )
         )
 
     def close_transport(self) -> None:

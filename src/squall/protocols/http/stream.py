@@ -150,6 +150,8 @@ class ASGIStream:
         "state",
         "status",
         "bytes_sent",
+        "response_headers",
+        "started",
         "is_head",
         "trailers",
         "trailers_allowed",
@@ -178,6 +180,10 @@ class ASGIStream:
         self.state = START
         self.status = 0
         self.bytes_sent = 0
+        # For the access log: the app's response headers, and when the app
+        # was started (perf_counter; set by the host only while the access log is on).
+        self.response_headers: list[tuple[bytes, bytes]] | None = None
+        self.started = 0.0
         self.is_head = scope["method"] == "HEAD"
         # The app announced trailers in http.response.start.
         self.trailers = False
@@ -373,6 +379,7 @@ class ASGIStream:
         if kind == "http.response.start":
             self.host.stream_start_response(self, message)  # raises for an invalid message
             self.status = message["status"]
+            self.response_headers = message.get("headers")
             self.trailers = bool(message.get("trailers", False))
             self.state = BODY
             # Answered before the app asked for the body: no 100 Continue any more.

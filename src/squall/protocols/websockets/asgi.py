@@ -32,10 +32,12 @@ import asyncio
 import contextvars
 import logging
 import sys
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from squall.access_log import AccessEntry, log_access
 from squall.logging import TRACE_LOG_LEVEL
 from squall.protocols.http.connection import ASGI2_VERSION, ASGI_VERSION
 from squall.protocols.http.flow_control import (
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
     from squall.server import ServerState
 
 logger = logging.getLogger("squall.error")
+access_logger = logging.getLogger("squall.access")  # only asked whether it is on: see log_access
 
 # How long to wait for the peer's close frame once ours is sent, and then for
 # the transport to flush and close, before giving up on the peer.
@@ -150,6 +153,14 @@ class WebSocketProtocol(asyncio.Protocol):
         self.app_state = app_state
         # Logged "connection open": "connection closed" is owed at the end.
         self._logged_open = False
+        # The session's access record, written when the connection is lost:
+        # the status that went out (0: none yet), the response body's size
+        # and headers, and when the handshake was read (perf_counter).
+        self.access_log = access_logger.hasHandlers() and access_logger.isEnabledFor(logging.INFO)
+        self._status = 0
+        self._bytes_sent = 0
+        self._response_headers: list[tuple[bytes, bytes]] | None = None
+        self._started = 0.0
         # None (from Python, not the CLI) means no limit.
         self.max_size: int | None = config.ws_max_size
         self.max_frames = max_frames_per_message(self.max_size)
@@ -231,6 +242,8 @@ class WebSocketProtocol(asyncio.Protocol):
             logger.log(TRACE_LOG_LEVEL, "%sWebSocket connection lost", client_prefix(self, None))
         if self._logged_open:
             logger.info("connection closed")
+        if self._status and self.access_log and self.scope is not None:
+            log_access(self._access_entry())
         self.server_state.connections.discard(self)
         self._phase = CLOSED
         self._stop_keepalive()
@@ -315,6 +328,8 @@ class WebSocketProtocol(asyncio.Protocol):
     def _start(self, request: HandshakeRequest) -> None:
         """A valid handshake: run the app to decide on it.  Raises HandshakeError."""
         transport = self.transport
+        if self.access_log:
+            self._started = time.perf_counter()
         self.scope = websocket_scope(
             request,
             asgi_version=ASGI2_VERSION if self.config.interface == "asgi2" else ASGI_VERSION,
@@ -362,6 +377,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._tunnel.respond(status, headers, body)
         else:
             self.transport.write(http_response(status, headers, body, *self._default_headers()))
+        self._status, self._bytes_sent, self._response_headers = status, len(body), headers
         self._phase = CLOSED
         self._close_transport()
 
@@ -494,6 +510,9 @@ class WebSocketProtocol(asyncio.Protocol):
             raise RuntimeError(f"Invalid 'websocket.accept' headers: {exc}") from None
         self._app_state = APP_OPEN
         self._phase = OPEN
+        # RFC 8441: over HTTP/2 a WebSocket is accepted with 200.
+        self._status = 200 if self._tunnel is not None else 101
+        self._response_headers = message.get("headers")
         self._log_handshake("[accepted]")
         logger.info("connection open")
         self._logged_open = True
@@ -640,7 +659,22 @@ class WebSocketProtocol(asyncio.Protocol):
         path = scope["path"]
         if scope["query_string"]:
             path += "?" + scope["query_string"].decode("ascii", "replace")
+        # Escaped by squall.logging.EscapeRequestData, as every argument of the server's messages.
         logger.info('%s - "WebSocket %s" %s', client_text, path, outcome)
+
+    def _access_entry(self) -> AccessEntry:
+        duration = time.perf_counter() - self._started if self._started else 0.0
+        method = "GET" if self._tunnel is None else "CONNECT"
+        return AccessEntry(
+            "websocket",
+            self.scope,
+            method,
+            self._status,
+            self._bytes_sent,
+            duration,
+            self._response_headers,
+            self.config.access_line_format,
+        )
 
 
 def _write_buffer_full(transport: asyncio.Transport) -> bool:
