@@ -337,16 +337,20 @@ def test_metrics_port_mistakes_are_one_line(tmp_path: Path, args: list[str], env
     assert lines == [f"ERROR:    {line}"]
 
 
-def test_metrics_port_taken_fails_startup() -> None:
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "workers"])
+def test_metrics_port_taken_fails_startup(workers: list[str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
         tests_dir = str(Path(__file__).resolve().parent)
-        result = run_squall(APP, "--app-dir", tests_dir, "--port", "0", "--metrics-port", str(busy), "--lifespan", "off")
-    assert result.returncode == 3
-    assert f"Could not listen for metrics on 127.0.0.1:{busy}" in result.stderr + result.stdout
-    assert "Squall running on" not in result.stderr + result.stdout
+        result = run_squall(APP, "--app-dir", tests_dir, "--port", "0", "--metrics-port", str(busy), "--lifespan", "off", *workers)
+    output = result.stderr + result.stdout
+    assert result.returncode == 3, output
+    assert re.search(rf"^ERROR: +Could not listen for metrics on 127\.0\.0\.1:{busy}: .+$", output, re.MULTILINE), output
+    assert "Traceback" not in output
+    # Nothing was served: no worker started, nothing listened for the app.
+    assert "Squall running on" not in output and "Started worker" not in output
 
 
 def test_nothing_is_counted_when_metrics_are_off() -> None:

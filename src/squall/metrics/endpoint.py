@@ -74,7 +74,11 @@ class MetricsEndpoint:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ConnectionError):
                 return
-            response = self._respond(head)
+            try:
+                response = self._respond(head)
+            except Exception:
+                logger.exception("The metrics endpoint failed to answer")
+                response = _response(500, b"text/plain; charset=utf-8", b"Internal Server Error\n")
             writer.write(response)
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
         except (ConnectionError, asyncio.TimeoutError):
@@ -104,7 +108,14 @@ class MetricsEndpoint:
         return _response(status, kind, body, head_only=method == b"HEAD")
 
 
-_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed", 503: b"Service Unavailable"}
+_REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    500: b"Internal Server Error",
+    503: b"Service Unavailable",
+}
 
 
 def _response(status: int, kind: bytes, body: bytes, extra: list[bytes] | None = None, head_only: bool = False) -> bytes:

@@ -71,6 +71,8 @@ class ServerMetrics:
         self.directory: str | None = config.metrics_dir
         self.probe = LoopLagProbe(self.recorder, self._export if self.directory else None)
         self._endpoint: MetricsEndpoint | None = None
+        # Warned that figures could not be written: once, not four times a second.
+        self._export_failed = False
 
     def snapshot(self) -> Snapshot:
         return take_snapshot(self.recorder, self.server.server_state)
@@ -110,4 +112,6 @@ class ServerMetrics:
         try:
             write_snapshot(self.directory, os.getpid(), self.snapshot())
         except OSError as exc:
-            logger.warning("Could not write metrics for the supervisor: %s", exc)
+            if not self._export_failed:
+                self._export_failed = True
+                logger.warning("Could not write metrics for the supervisor: %s", exc)
