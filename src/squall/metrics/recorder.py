@@ -179,28 +179,25 @@ def rejections(events: Iterable[tuple[str, int]]) -> dict[str, int]:
     return reasons
 
 
-def connection_protocol(connection: Any) -> str | None:
-    """What an entry of `server_state.connections` serves, for the open connections gauge."""
+def count_connections(connections: Iterable[Any]) -> dict[str, int]:
+    """The server state's open connections by what they serve, for the open connections gauge."""
     from squall.protocols.http.connection import Connection
     from squall.protocols.http.h1_connection import H1Connection
     from squall.protocols.websockets.asgi import WebSocketProtocol
 
-    if isinstance(connection, H1Connection):
-        return HTTP1
-    if isinstance(connection, WebSocketProtocol):
-        return WEBSOCKET
-    if isinstance(connection, Connection):
-        return HTTP2  # the only other kind of HTTP connection
-    return None
+    counts = {HTTP1: 0, HTTP2: 0, WEBSOCKET: 0}
+    for connection in connections:
+        if isinstance(connection, H1Connection):
+            counts[HTTP1] += 1
+        elif isinstance(connection, WebSocketProtocol):
+            counts[WEBSOCKET] += 1
+        elif isinstance(connection, Connection):
+            counts[HTTP2] += 1  # the only other kind of HTTP connection
+    return counts
 
 
 def take_snapshot(recorder: Recorder, state: ServerState) -> Snapshot:
     """The server's figures now (read in the server's event loop)."""
-    connections = {HTTP1: 0, HTTP2: 0, WEBSOCKET: 0}
-    for connection in list(state.connections):
-        protocol = connection_protocol(connection)
-        if protocol is not None:
-            connections[protocol] += 1
     return Snapshot(
         requests=dict(recorder.requests),
         duration_counts=list(recorder.duration_counts),
@@ -209,6 +206,6 @@ def take_snapshot(recorder: Recorder, state: ServerState) -> Snapshot:
         sent=dict(recorder.sent),
         rejected=rejections(state.counters.items()),
         in_flight=recorder.in_flight,
-        connections=connections,
+        connections=count_connections(list(state.connections)),
         loop_lag=recorder.loop_lag,
     )
