@@ -144,6 +144,8 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--http2-max-frame-size", type=int, default=16384, show_default=True, help="Largest HTTP/2 frame payload accepted, in bytes.")
 @click.option("--http2-max-header-list-size", type=int, default=64 * 1024, show_default=True, help="Largest HTTP/2 request header list accepted, in bytes (RFC 9113 size).")
 @click.option("--http2-impl", type=click.Choice(["squall", "h2"]), default="squall", show_default=True, help="HTTP/2 wire layer: Squall's own, or the h2 library's.")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics, /healthz and /readyz on this port (0 picks a free one); default: off. Needs prometheus-client.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Bind the --metrics-port socket to this host.")
 @click.option("--reset-contextvars", is_flag=True, default=False, help="Run each request in an empty contextvars.Context, hiding context variables set before serving.")
 @click.option("--factory", is_flag=True, default=False, help="APP is a factory: call it with no arguments to get the app.")
 def command(app: str, **options: Any) -> None:

@@ -289,6 +289,8 @@ class Config:
         http2_max_frame_size: int = 16384,
         http2_max_header_list_size: int = 64 * 1024,
         http2_impl: Literal["squall", "h2"] = "squall",
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         self.app = app
         self.host = host
@@ -370,6 +372,13 @@ class Config:
         self.http2_max_header_list_size = http2_max_header_list_size
         # The HTTP/2 wire layer: Squall's own, or the h2 library's (the reference).
         self.http2_impl = http2_impl
+        # Beyond Uvicorn: Prometheus metrics and health probes on a socket of
+        # their own (see squall.metrics); off unless a port is given.
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        # Under --workers, the directory the supervisor made for the workers'
+        # figures (set by the supervisor, not by the user).
+        self.metrics_dir: str | None = None
 
         self.loaded = False
         self.ssl: ssl.SSLContext | None = None
@@ -395,6 +404,8 @@ class Config:
         if workers is None:
             self.workers = self._workers_from_environment()
         self._validate_numbers()
+        if metrics_port is not None and not _module_available("prometheus_client"):
+            raise ConfigError("--metrics-port needs prometheus-client: pip install 'squall[standard]'")
 
         self.reload_dirs: list[Path] = []
         self.reload_includes: list[str] = []
@@ -452,6 +463,7 @@ class Config:
             # RFC 9113 6.5.2: SETTINGS_MAX_FRAME_SIZE lies between these.
             ("--http2-max-frame-size", self.http2_max_frame_size, 16384, 16777215),
             ("--http2-max-header-list-size", self.http2_max_header_list_size, 1, None),
+            ("--metrics-port", self.metrics_port, 0, 65535),
         ]
         for option, value, low, high in checks:
             if value is None:
@@ -510,6 +522,11 @@ class Config:
     @property
     def is_ssl(self) -> bool:
         return bool(self.ssl_keyfile or self.ssl_certfile or self.ssl_context_factory)
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """This process counts requests: it serves --metrics-port, or writes for a supervisor that does."""
+        return self.metrics_port is not None or self.metrics_dir is not None
 
     @property
     def use_subprocess(self) -> bool:

@@ -109,6 +109,8 @@ def run(
     http2_max_frame_size: int = 16384,
     http2_max_header_list_size: int = 64 * 1024,
     http2_impl: Literal["squall", "h2"] = "squall",
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Serve `app` until told to stop, then return.
 

@@ -74,6 +74,7 @@ class ServerState:
         "default_header_list",
         "draining",
         "counters",
+        "metrics",
     )
 
     def __init__(self) -> None:
@@ -88,6 +89,9 @@ class ServerState:
         # Set when the server is going away: every response then closes its
         # connection, so keep-alive clients move on between two requests.
         self.draining = False
+        # The per-request figures (squall.metrics.recorder.Recorder) when
+        # metrics are on; None costs the connections one check per request.
+        self.metrics: Any = None
 
     def count(self, event: str) -> None:
         self.counters[event] += 1
@@ -149,14 +153,26 @@ class Server:
         self.lifespan = self.config.lifespan_class(self.config, self.server_state)  # type: ignore[misc]
         pid = os.getpid()
         logger.info("Started server process [%d]", pid, extra={"color_message": style_pid("Started server process [%d]")})
-        await self.startup(sockets=sockets)
-        if not self.started:
-            return
-        # Told to exit while starting (a signal during a slow lifespan
-        # startup): still shut down properly, the app's shutdown included.
-        if not self.should_exit:
-            await self.main_loop()
-        await self.shutdown(sockets=sockets)
+        metrics = None
+        if self.config.metrics_enabled:
+            from squall.metrics.runtime import ServerMetrics
+
+            metrics = ServerMetrics(self)
+            if not await metrics.start():
+                return
+        try:
+            await self.startup(sockets=sockets)
+            if not self.started:
+                return
+            # Told to exit while starting (a signal during a slow lifespan
+            # startup): still shut down properly, the app's shutdown included.
+            if not self.should_exit:
+                await self.main_loop()
+            await self.shutdown(sockets=sockets)
+        finally:
+            # Last: /readyz says 503 and /healthz 200 throughout the shutdown.
+            if metrics is not None:
+                await metrics.stop()
         logger.info("Finished server process [%d]", pid, extra={"color_message": style_pid("Finished server process [%d]")})
 
     # -- signals -------------------------------------------------------------

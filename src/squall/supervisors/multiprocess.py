@@ -27,9 +27,10 @@ import selectors
 import signal
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
 
 from squall.config import STARTUP_FAILURE, Config
 from squall.logging import style_pid
@@ -38,6 +39,9 @@ from squall.server import is_duplicate_signal
 from squall.supervisors.drain import drain_limit
 from squall.supervisors.process import describe_exit, log_listening, start_server_process
 from squall.supervisors.signals import SignalQueue
+
+if TYPE_CHECKING:
+    from squall.metrics.supervisor import SupervisorMetrics
 
 logger = logging.getLogger("squall.error")
 
@@ -136,6 +140,9 @@ class Multiprocess:
         self.rolling = False  # a SIGHUP restart is under way
         self.restart_queue: deque[int] = deque()  # slots it has still to restart
         self.restarting: Worker | None = None  # the successor it waits for
+        # Workers replaced, by cause (for squall_worker_restarts_total).
+        self.restarts: Counter[str] = Counter()
+        self.metrics: SupervisorMetrics | None = None
 
         timeout = config.timeout_worker_healthcheck
         self.healthcheck_timeout = float(timeout) if timeout and timeout > 0 else None
@@ -147,6 +154,19 @@ class Multiprocess:
     # -- the loop ------------------------------------------------------------
 
     def run(self) -> int:
+        if self.config.metrics_port is not None:
+            from squall.metrics.supervisor import SupervisorMetrics
+
+            self.metrics = SupervisorMetrics(self)
+            if not self.metrics.start():
+                return STARTUP_FAILURE
+        try:
+            return self._run()
+        finally:
+            if self.metrics is not None:
+                self.metrics.close()
+
+    def _run(self) -> int:
         with SignalQueue(HANDLED_SIGNALS) as signals:
             self.selector.register(signals, selectors.EVENT_READ, None)
             logger.info("Started parent process [%d]", os.getpid(), extra={"color_message": style_pid("Started parent process [%d]")})
@@ -184,7 +204,10 @@ class Multiprocess:
 
     # -- processes -----------------------------------------------------------
 
-    def _spawn(self, slot: int, predecessor: Worker | None = None) -> Worker:
+    def _spawn(self, slot: int, predecessor: Worker | None = None, cause: str | None = None) -> Worker:
+        """Start a worker for `slot`; `cause` says why, when it replaces another."""
+        if cause is not None:
+            self.restarts[cause] += 1
         supervisor_end, worker_end = channel_pair()
         process = start_server_process(self.config, self.sockets, worker_end)
         worker_end.close()  # the child has its own copy now
@@ -208,6 +231,8 @@ class Multiprocess:
         exitcode = worker.process.exitcode
         worker.process.close()
         self.processes.discard(worker)
+        if self.metrics is not None:
+            self.metrics.worker_exited(worker.pid)
         return exitcode
 
     def _close_channel(self, worker: Worker) -> None:
@@ -253,7 +278,7 @@ class Multiprocess:
             return
         worker.draining = True
         if worker.successor is None:
-            successor = self._spawn(worker.slot, predecessor=worker)
+            successor = self._spawn(worker.slot, predecessor=worker, cause="max_requests")
             logger.info(
                 "Worker %d [%d] reached its request limit; starting [%d] to take over",
                 worker.slot, worker.pid, successor.pid,
@@ -296,7 +321,11 @@ class Multiprocess:
 
         del self.slots[slot]
         if worker.ready:
-            replacement = self._spawn(slot)
+            if worker.unhealthy:
+                cause = "healthcheck"
+            else:
+                cause = "killed" if exitcode is not None and exitcode < 0 else "exited"
+            replacement = self._spawn(slot, cause=cause)
             logger.error("Worker %d [%d] %s; replaced by [%d]", slot, pid, how, replacement.pid)
         elif not self.ever_ready:
             # Nothing has ever served: the app cannot start (its error is in the log above).
@@ -317,10 +346,10 @@ class Multiprocess:
     def _respawn(self, slot: int) -> None:
         current = self.slots.get(slot)
         if current is None:
-            worker = self._spawn(slot)
+            worker = self._spawn(slot, cause="failed_start")
             logger.info("Started worker %d [%d]", slot, worker.pid)
         elif current.draining and current.successor is None and not current.stopping:
-            successor = self._spawn(slot, predecessor=current)
+            successor = self._spawn(slot, predecessor=current, cause="max_requests")
             logger.info("Worker %d: starting [%d] to take over from [%d]", slot, successor.pid, current.pid)
 
     # -- timers --------------------------------------------------------------
@@ -423,7 +452,7 @@ class Multiprocess:
                 # code: let it take over, then restart the slot once more.
                 self.restart_queue.append(slot)
                 continue
-            self.restarting = self._spawn(slot, predecessor=worker)
+            self.restarting = self._spawn(slot, predecessor=worker, cause="reload")
             logger.info("Worker %d: starting [%d] to replace [%d]", slot, self.restarting.pid, worker.pid)
         if not self.restart_queue and self.restarting is None:
             self.rolling = False

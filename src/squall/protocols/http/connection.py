@@ -80,6 +80,8 @@ class Connection(asyncio.Protocol, StreamHost):
         self.access_format = config.access_line_format
         self.asgi_version = ASGI2_VERSION if config.interface == "asgi2" else ASGI_VERSION
         self.reset_contextvars = bool(getattr(config, "reset_contextvars", False))
+        # squall.metrics.recorder.Recorder, when metrics are on.
+        self.metrics = server_state.metrics
 
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.read_gate: ReadGate = None  # type: ignore[assignment]
@@ -187,6 +189,7 @@ class Connection(asyncio.Protocol, StreamHost):
             state = self.server_state
             if len(state.connections) > limit or len(state.tasks) >= limit:
                 logger.warning("Exceeded concurrency limit.")
+                state.count("rejected_503")
                 return service_unavailable
         return self.app
 
@@ -209,6 +212,8 @@ class Connection(asyncio.Protocol, StreamHost):
         tasks = self.server_state.tasks
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+        if self.metrics is not None:
+            self.metrics.request_started(stream, task)
 
     def call_soon_in_context(self, callback: Any, *args: Any) -> None:
         """Run `callback` on the next loop iteration, outside any app's task."""

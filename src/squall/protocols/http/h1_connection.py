@@ -362,6 +362,8 @@ class H1Connection(Connection):
         stream = self.parsing
         if stream is None or stream.state is DONE or stream.disconnected:
             return  # answered without reading it all: drop the rest
+        if self.metrics is not None:
+            self.metrics.received_h1 += len(data)
         stream.feed_body(data)
         if stream.buffered > HIGH_WATER_LIMIT:
             self.read_gate.pause(PAUSE_BODY)
@@ -394,6 +396,7 @@ class H1Connection(Connection):
         if self.closing or self.pending_error is not None:
             return
         logger.warning("Invalid HTTP request received: %s", message)
+        self.server_state.count(f"rejected_{status}")
         self.read_gate.pause(PAUSE_ERROR)
         self.pending_error = (status, message, head_only)
         broken, self.parsing = self.parsing, None

@@ -445,6 +445,8 @@ class H2Connection(Connection, H2Events):
             self.wire.ack_data(stream_id, padding)
         stream.wire.last_data = self.loop.time()
         if data:
+            if self.metrics is not None:
+                self.metrics.received_h2 += len(data)
             stream.feed_body(data)
 
     def on_trailers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
@@ -686,6 +688,8 @@ class H2Connection(Connection, H2Events):
             stream.disconnect()
 
     def _spend_reset_token(self) -> None:
+        """A stream was reset (by the client, or refused by us): count it, and close a flood."""
+        self.server_state.count("h2_reset")
         now = self.loop.time()
         self._reset_tokens = min(
             float(RESET_BUDGET), self._reset_tokens + (now - self._reset_checked) * RESET_REFILL_PER_SECOND

@@ -347,6 +347,7 @@ class WebSocketProtocol(asyncio.Protocol):
         limit = self.config.limit_concurrency
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
             logger.warning("Exceeded concurrency limit.")
+            state.count("rejected_503")
             self._respond_plain(503, "Service Unavailable")
             return
 
