@@ -159,7 +159,7 @@ LOGGING_CONFIG: dict[str, Any] = {
     },
     "handlers": {
         "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+        "access": {"formatter": "access", "class": "squall.log_handlers.BatchedStreamHandler", "stream": "ext://sys.stdout"},
     },
     "loggers": {
         "squall": {"handlers": ["default"], "level": "INFO", "propagate": False},

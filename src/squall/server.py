@@ -173,6 +173,9 @@ class Server:
             # Last: /readyz says 503 and /healthz 200 throughout the shutdown.
             if metrics is not None:
                 await metrics.stop()
+        # Access lines wait for the end of a loop turn (BatchedStreamHandler): write them now.
+        for handler in logging.getLogger("squall.access").handlers:
+            handler.flush()
         logger.info("Finished server process [%d]", pid, extra={"color_message": style_pid("Finished server process [%d]")})
 
     # -- signals -------------------------------------------------------------
