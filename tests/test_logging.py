@@ -509,3 +509,15 @@ def test_access_records_reach_a_handler_on_uvicorn_access_in_process() -> None:
         finally:
             access.removeHandler(handler)
     assert re.fullmatch(r'127\.0\.0\.1:\d+ - "GET /seen HTTP/1\.1" 204', seen[0]), seen
+
+
+@pytest.mark.parametrize("use_colors", [False, True])
+@pytest.mark.parametrize("status", [200, 304, 404, 500, 599])
+def test_the_direct_access_line_is_the_formatters_line(use_colors: bool, status: int) -> None:
+    """The default set-up writes access lines without LogRecords: the same lines."""
+    from squall.logging import ACCESS_FORMAT, AccessFormatter
+
+    formatter = AccessFormatter(ACCESS_FORMAT, use_colors=use_colors)
+    args = ("127.0.0.1:5000", "GET", "/a b?x=1", "1.1", status)
+    record = logging.LogRecord("squall.access", logging.INFO, __file__, 0, '%s - "%s %s HTTP/%s" %d', args, None)
+    assert formatter.direct_line(record.msg, args) == formatter.format(record)

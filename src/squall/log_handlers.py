@@ -36,6 +36,14 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
+        self._add(line)
+
+    def write_line(self, line: str) -> None:
+        """Write a line formatted by the caller, as `emit` writes a record's."""
+        with self.lock:  # type: ignore[union-attr]
+            self._add(line)
+
+    def _add(self, line: str) -> None:
         lines = self._lines
         lines.append(line)
         if len(lines) == 1:

@@ -96,6 +96,12 @@ class ColourizedFormatter(logging.Formatter):
 class DefaultFormatter(ColourizedFormatter):
     """For the server's messages, which go to stderr."""
 
+    def direct_line(self, message: str, args: tuple[Any, ...]) -> str | None:
+        """With --access-log-format the access line is the rendered format as it is."""
+        if type(self) is not DefaultFormatter or self._fmt != ACCESS_LINE_FORMAT or args:
+            return None
+        return message
+
     def _stream_is_a_terminal(self) -> bool:
         return sys.stderr.isatty()
 
@@ -108,6 +114,18 @@ class AccessFormatter(ColourizedFormatter):
     access logger with other arguments (by an app) is shown with its message
     as the request line rather than failing.
     """
+
+    def direct_line(self, message: str, args: tuple[Any, ...]) -> str | None:
+        """The line `format` would make of an INFO access record of Uvicorn's
+        arguments, made without the record; None when this formatter is not
+        exactly Squall's default (a subclass, another format)."""
+        if type(self) is not AccessFormatter or self._fmt != ACCESS_FORMAT or len(args) != 5:
+            return None
+        client, method, path, http_version, status = args
+        request_line = f"{method} {path} HTTP/{http_version}"
+        if self.use_colors:
+            return f"{_INFO_PREFIX_COLOURED}{client} - \"{click.style(request_line, bold=True)}\" {self._status(status)}"
+        return f"INFO:     {client} - \"{request_line}\" {_status_text(status)}"
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record = _copy_record(record)
@@ -129,6 +147,9 @@ class AccessFormatter(ColourizedFormatter):
             return text
         colour = _STATUS_COLOURS.get(status // 100)
         return click.style(text, fg=colour) if colour else text
+
+
+_INFO_PREFIX_COLOURED = click.style("INFO", fg=_LEVEL_COLOURS[logging.INFO]) + ":     "
 
 
 @functools.lru_cache(maxsize=128)
