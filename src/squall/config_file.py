@@ -148,7 +148,7 @@ def _scalar(param: click.Parameter, value: Any, wrong: Any, list_item: bool = Fa
     elif isinstance(kind, click.types.FloatParamType):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong(expected("a number", "numbers"), value)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif isinstance(kind, click.types.StringParamType) and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)  # `timeout_graceful_streams = 2.5`: the option takes a string
     elif not isinstance(value, str):
         raise wrong(expected("a string", "strings"), value)
