@@ -104,7 +104,9 @@ def test_environment_overrides_file_and_command_line_overrides_both(cwd: Path) -
 
 
 def test_print_config_names_every_setting_and_its_source(cwd: Path) -> None:
-    (cwd / "squall.toml").write_text('workers = 2\nreload-dirs = ["."]\nlog_level = "debug"\nssl_keyfile_password = "hunter2"\n')
+    (cwd / "squall.toml").write_text(
+        'workers = 2\nreload-dirs = ["."]\nlog_level = "debug"\nssl_keyfile_password = "hunter2"\ntimeout_graceful_streams = 2.5\n'
+    )
     settings = print_config(cwd, "filed:app", "--no-access-log", env={"UVICORN_BACKLOG": "64", "SQUALL_HOST": "0.0.0.0"})
     assert settings["app"] == ('"filed:app"', "command line")
     assert settings["access_log"] == ("false", "command line")
@@ -114,6 +116,7 @@ def test_print_config_names_every_setting_and_its_source(cwd: Path) -> None:
     assert settings["reload_dirs"] == ('["."]', "file (squall.toml)")
     assert settings["log_level"] == ('"debug"', "file (squall.toml)")
     assert settings["ssl_keyfile_password"] == ('"********"', "file (squall.toml)")
+    assert settings["timeout_graceful_streams"] == ('"2.5"', "file (squall.toml)")  # the option takes a string
     assert settings["timeout_keep_alive"] == ("5", "default")
     assert settings["uds"] == ("(not set)", "default")
     # Every option of --help is there, and nothing about the command itself.
