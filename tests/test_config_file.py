@@ -12,11 +12,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from support import SquallProcess, run_squall
+from support import LoggedProcess, SquallProcess, run_squall
 
 APP = '''
 async def app(scope, receive, send):
@@ -264,3 +265,29 @@ def test_a_mistake_in_the_environment_stops_the_server_before_it_listens(cwd: Pa
 def test_command_line_mistakes_keep_their_wording(cwd: Path) -> None:
     (cwd / "squall.toml").write_text("port = 8001\n")
     assert_usage_error(run_squall("filed:app", "--port", "abc", cwd=cwd), "Error: Invalid value for '--port': 'abc' is not a valid integer.")
+
+
+# -- the Python API reads no file and no SQUALL_* variable ----------------------------------------
+
+
+def test_config_and_run_ignore_files_and_the_environment(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import squall
+
+    (cwd / "squall.toml").write_text("port = 1111\nbacklog = 11\n")
+    (cwd / "pyproject.toml").write_text("[tool.squall]\nport = 2222\n")
+    monkeypatch.setenv("SQUALL_PORT", "3333")
+    monkeypatch.setenv("SQUALL_TIMEOUT_KEEP_ALIVE", "9")
+    monkeypatch.chdir(cwd)
+    config = squall.Config("filed:app", log_config=None)
+    assert (config.port, config.backlog, config.timeout_keep_alive) == (8000, 2048, 5)
+
+
+def test_squall_run_serves_what_it_is_given(cwd: Path) -> None:
+    port, other = free_port(), free_port()
+    (cwd / "squall.toml").write_text(f'app = "other:app"\nport = {other}\n')
+    script = f"import squall\nsquall.run('filed:app', port={port}, lifespan='off')\n"
+    with LoggedProcess([sys.executable, "-c", script], cwd=cwd, env={"SQUALL_PORT": str(other)}) as process:
+        process.wait_for_log(rf"running on http://127\.0\.0\.1:{port}\b")
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "from filed"
+        process.signal(signal.SIGTERM)
+        assert process.wait() == 0
