@@ -31,7 +31,7 @@ async def app(scope, receive, send):
 
 @pytest.fixture
 def cwd(tmp_path: Path) -> Path:
-    """A working directory with two apps, and no SQUALL_/UVICORN_ variables leaking in from the test's environment."""
+    """A working directory with two apps, each saying its module name."""
     (tmp_path / "filed.py").write_text(APP)
     (tmp_path / "other.py").write_text(APP)
     return tmp_path
@@ -221,6 +221,9 @@ def test_check_config_failures_are_one_line(cwd: Path, files: dict[str, str], ar
         ("squall.toml", 'headers = ["nocolon"]\n', "Error: squall.toml: headers = [\"nocolon\"]: 'nocolon' is not of the form Name:Value"),
         ("squall.toml", "port = 80\nport = 81\n", "Error: squall.toml: invalid TOML: Cannot overwrite a value (at line 2, column 10)"),
         ("squall.toml", "port = \n", "Error: squall.toml: invalid TOML: Invalid value (at line 1, column 8)"),
+        ("squall.toml", "backlog = 1\nbacklog_ = 2\n", "Error: squall.toml: unknown key 'backlog_' (did you mean 'backlog'?)"),
+        ("squall.toml", "timeout_write = 1\ntimeout-write = 2\n", "Error: squall.toml: 'timeout-write' sets timeout_write a second time"),
+        ("pyproject.toml", "tool = {squall = 5}\n", "Error: pyproject.toml: tool.squall must be a table ([tool.squall]), not 5"),
     ],
 )
 def test_file_mistakes_are_one_line_naming_the_key(cwd: Path, file: str, text: str, line: str) -> None:

@@ -88,6 +88,8 @@ def load(given: str | None, params: Iterable[click.Parameter]) -> ConfigFile | N
             close = difflib.get_close_matches(name, by_name, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigFileError(f"{config_file.prefix} unknown key {key!r}{hint}")
+        if name in config_file.values:  # `timeout-keep-alive` and `timeout_keep_alive`
+            raise ConfigFileError(f"{config_file.prefix} {key!r} sets {name} a second time")
         config_file.values[name] = _checked(config_file, key, param, value)
     return config_file
 
@@ -99,6 +101,8 @@ def _read(path: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         # The message ends with "(at line L, column C)".
         raise ConfigFileError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(f"{path}: invalid TOML: not UTF-8 (at byte {exc.start})") from None
     except OSError as exc:
         raise ConfigFileError(f"{path}: cannot be read: {exc.strerror}") from None
 
@@ -106,7 +110,7 @@ def _read(path: str) -> dict[str, Any]:
 def _tool_table(path: str, document: dict[str, Any]) -> dict[str, Any] | None:
     table = document.get("tool", {}).get("squall") if isinstance(document.get("tool"), dict) else None
     if table is not None and not isinstance(table, dict):
-        raise ConfigFileError(f"{path}: tool.squall must be a table, {TABLE}")
+        raise ConfigFileError(f"{path}: tool.squall must be a table ({TABLE}), not {table!r}")
     return table
 
 
