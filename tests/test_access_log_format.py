@@ -377,7 +377,7 @@ def test_a_bad_format_is_refused_with_one_line(fmt: str, message: str) -> None:
     ("args", "env", "message"),
     [
         (["--access-log-format", "%(zz)s"], {}, "Invalid value for '--access-log-format': unknown atom '%(zz)s'"),
-        ([], {"SQUALL_ACCESS_LOG_FORMAT": "%(h)s %(nope)s"}, "Invalid value for '--access-log-format': unknown atom '%(nope)s'"),
+        ([], {"SQUALL_ACCESS_LOG_FORMAT": "%(h)s %(nope)s"}, "SQUALL_ACCESS_LOG_FORMAT='%(h)s %(nope)s': unknown atom '%(nope)s'"),
         (["--log-format", "xml"], {}, "Invalid value for '--log-format': 'xml' is not one of 'text', 'json'."),
     ],
     ids=["option", "environment", "log-format"],

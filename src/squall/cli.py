@@ -1,33 +1,53 @@
-"""The `squall` command: argv in, a `Config` out, then `squall.run`.
+"""The `squall` command: argv, the environment and a config file in, a `Config` out, then serving it.
 
 Option names and defaults are Uvicorn's, so scripts carry over unchanged.
 Every option can also come from the environment: `SQUALL_<NAME>`, else
 Uvicorn's `UVICORN_<NAME>` (`SQUALL_PORT`, `UVICORN_PORT`; NAME is the
-option's parameter name, so `--reload-dir` is `RELOAD_DIRS`).  An option
-on the command line wins over both.
+option's parameter name, so `--reload-dir` is `RELOAD_DIRS`), and from a
+TOML file under the key <name> (see `squall.config_file`).  The command line
+wins over the environment, which wins over the file.
 
 A mistake on the command line (an unknown option, a bad value, a file that
-does not exist) is a usage error: one line, exit status 2.
+does not exist) is a usage error: one line, exit status 2; so is a bad key
+or value in the environment or the file, named with where it came from.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import ssl
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 import squall
-from squall.logging import LOG_FORMATS
+from squall import config_file
 from squall.access_log import AccessFormat, AccessFormatError
-from squall.config import IMPLEMENTATION_NAMES, LOG_LEVELS, SSL_PROTOCOL_VERSION, implementation_problem
+from squall.config import (
+    IMPLEMENTATION_NAMES,
+    LOG_LEVELS,
+    SSL_PROTOCOL_VERSION,
+    STARTUP_FAILURE,
+    Config,
+    ConfigError,
+    implementation_problem,
+)
+from squall.config_sources import located, setting_lines
+from squall.logging import LOG_FORMATS
+from squall.main import run_config
 
 ENVVAR_PREFIXES = ("SQUALL_", "UVICORN_")
 USAGE_ERROR = 2
+# Options about the command itself, not settings: no SQUALL_<NAME>, no file key.
+COMMAND_OPTIONS = ("config", "print_config", "check_config")
+# Where the eager --config callback leaves the file it read, in ctx.meta.
+CONFIG_FILE_KEY = "squall.config_file"
+
+logger = logging.getLogger("squall.error")
 
 
 class ImplementationType(click.ParamType):
@@ -75,8 +95,26 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     ctx.exit()
 
 
+def is_setting(param: click.Parameter) -> bool:
+    return bool(param.expose_value and param.name and param.name not in COMMAND_OPTIONS)
+
+
+def read_config_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Eager, so it runs before the settings: the file's values become their `default_map`."""
+    if ctx.resilient_parsing:
+        return value
+    found = config_file.load(value, [p for p in ctx.command.params if is_setting(p)])
+    if found is not None:
+        ctx.default_map = {**(ctx.default_map or {}), **found.values}
+        ctx.meta[CONFIG_FILE_KEY] = found
+    return value
+
+
 @click.command()
-@click.argument("app")
+@click.argument("app", required=False, metavar="APP")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), envvar="SQUALL_CONFIG", is_eager=True, callback=read_config_file, help="Read settings from this TOML file; default: [tool.squall] in ./pyproject.toml, else ./squall.toml.")
+@click.option("--print-config", is_flag=True, default=False, help="Print every setting, its value and where it came from, and exit.")
+@click.option("--check-config", is_flag=True, default=False, help="Check every setting, TLS files and that the app imports, and exit.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind to this host (IPv4, IPv6 or a name).")
 @click.option("--port", type=int, default=8000, show_default=True, help="Bind to this port; 0 picks a free one.")
 @click.option("--uds", default=None, help="Bind to this Unix domain socket.")
@@ -148,13 +186,18 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Bind the --metrics-port socket to this host.")
 @click.option("--reset-contextvars", is_flag=True, default=False, help="Run each request in an empty contextvars.Context, hiding context variables set before serving.")
 @click.option("--factory", is_flag=True, default=False, help="APP is a factory: call it with no arguments to get the app.")
-def command(app: str, **options: Any) -> None:
+def command(app: str | None, config: str | None, print_config: bool, check_config: bool, **options: Any) -> None:
     """Serve the ASGI app APP, given as "module:attribute" (e.g. main:app).
 
     Every option can also be set in the environment as SQUALL_<NAME>, else
-    UVICORN_<NAME> (SQUALL_PORT=8080, SQUALL_RELOAD_DIRS="src lib"); the
-    command line wins over both.
+    UVICORN_<NAME> (SQUALL_PORT=8080, SQUALL_RELOAD_DIRS="src lib"), or in
+    the config file as <name> (port = 8080, reload_dirs = ["src", "lib"]);
+    the command line wins over the environment, which wins over the file.
     """
+    ctx = click.get_current_context()
+    if app is None and not print_config:
+        raise click.MissingParameter(ctx=ctx, param=next(p for p in ctx.command.params if p.name == "app"))
+    settings = [p for p in ctx.command.params if is_setting(p)]
     options["app_dir"] = options["app_dir"] or os.getcwd()
     sys.path.insert(0, options["app_dir"])
     if options["workers"] is None:
@@ -165,19 +208,55 @@ def command(app: str, **options: Any) -> None:
     options["reload_includes"] = list(options["reload_includes"]) or None
     options["reload_excludes"] = list(options["reload_excludes"]) or None
     options["headers"] = list(options["headers"])
-    squall.run(app, **options)
+    try:
+        server_config = Config(app, **options)
+        if print_config:
+            click.echo("\n".join(setting_lines(ctx, settings, ctx.meta.get(CONFIG_FILE_KEY))))
+            return
+        if check_config:
+            server_config.load()
+            click.echo("configuration OK")
+            return
+    except ConfigError as exc:
+        fail(ctx, exc, check_config)
+    run_config(server_config)
 
 
-# SQUALL_<NAME>, else UVICORN_<NAME>, for every option but --version.
+def fail(ctx: click.Context, exc: ConfigError, check_config: bool) -> NoReturn:
+    """A setting Config refused: a usage error naming the variable or file key it came
+    from; else (the command line's) the server's own startup failure."""
+    param = next((p for p in ctx.command.params if exc.setting and p.name == exc.setting), None)
+    message = located(ctx, param, str(exc), ctx.meta.get(CONFIG_FILE_KEY)) if param else None
+    if message is not None:
+        raise click.UsageError(message, ctx)
+    if check_config:
+        line = str(exc)
+        if exc.traceback_of is not None:  # the app's own exception, summed up in the same line
+            line = f"{line.rstrip(':')}: {type(exc.traceback_of).__name__}: {exc.traceback_of}"
+        failure = click.ClickException(line)
+        failure.exit_code = STARTUP_FAILURE
+        raise failure
+    exc.log(logger)
+    sys.exit(STARTUP_FAILURE)
+
+
+# SQUALL_<NAME>, else UVICORN_<NAME>, for every setting (not --version, --config...).
 for _param in command.params:
-    if _param.expose_value and _param.name:
-        _param.envvar = [prefix + _param.name.upper() for prefix in ENVVAR_PREFIXES]
+    if is_setting(_param):
+        _param.envvar = [prefix + _param.name.upper() for prefix in ENVVAR_PREFIXES]  # type: ignore[union-attr]
 
 
 def main(args: Sequence[str] | None = None) -> None:
     """The console script: usage errors are one line and exit status 2."""
     try:
         command.main(args=args, prog_name="squall", standalone_mode=False)
+    except click.BadParameter as exc:
+        # A value click could not convert: name the variable or file key it came from.
+        message = None
+        if exc.ctx is not None and exc.param is not None:
+            message = located(exc.ctx, exc.param, exc.message, exc.ctx.meta.get(CONFIG_FILE_KEY))
+        click.echo(f"Error: {message or exc.format_message()}", err=True)
+        sys.exit(USAGE_ERROR)
     except click.UsageError as exc:
         click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(USAGE_ERROR)

@@ -88,6 +88,11 @@ SSLContextFactory = Callable[["Config", Callable[[], ssl.SSLContext]], ssl.SSLCo
 logger = logging.getLogger("squall.error")
 
 
+def _setting(option: str) -> str:
+    """The parameter name of a command-line option: --ws-max-size is ws_max_size."""
+    return option.lstrip("-").replace("-", "_")
+
+
 def _optional_seconds(option: str, value: float | str | None) -> float | None:
     """A number of seconds, or None for "no limit" (given as None, or as 'none' from the command line)."""
     if value is None or isinstance(value, str) and value.strip().lower() in ("none", "off"):
@@ -95,7 +100,7 @@ def _optional_seconds(option: str, value: float | str | None) -> float | None:
     try:
         return float(value)
     except ValueError:
-        raise ConfigError(f"{option} must be a number of seconds or 'none', not {value!r}") from None
+        raise ConfigError(f"{option} must be a number of seconds or 'none', not {value!r}", setting=_setting(option)) from None
 
 
 class ConfigError(Exception):
@@ -103,12 +108,15 @@ class ConfigError(Exception):
 
     `traceback_of`, when set, is an exception raised by the user's own code
     (importing the app, calling its factory): its traceback is shown after
-    the line, since it points at the bug.
+    the line, since it points at the bug.  `setting`, when set, is the one
+    setting at fault (its parameter name), so that the command line can say
+    where its value came from (a config file, the environment).
     """
 
-    def __init__(self, message: str, traceback_of: BaseException | None = None) -> None:
+    def __init__(self, message: str, traceback_of: BaseException | None = None, setting: str | None = None) -> None:
         super().__init__(message)
         self.traceback_of = traceback_of
+        self.setting = setting
 
     def log(self, to: logging.Logger) -> None:
         """The line (and the user's traceback); the cause's traceback too when debugging."""
@@ -199,11 +207,11 @@ def _split_header(value: str | tuple[str, str] | Sequence[str]) -> tuple[str, st
     if isinstance(value, str):
         name, sep, val = value.partition(":")
         if not sep or not name.strip():
-            raise ConfigError(f"--header {value!r} is not of the form Name:Value")
+            raise ConfigError(f"--header {value!r} is not of the form Name:Value", setting="headers")
         return name.strip(), val.strip()
     # (name, value) pairs; Uvicorn's command line passes ["Name", "Value"] lists.
     if len(value) != 2 or not all(isinstance(part, str) for part in value):
-        raise ConfigError(f"headers entry {value!r} is not a (name, value) pair")
+        raise ConfigError(f"headers entry {value!r} is not a (name, value) pair", setting="headers")
     return value[0], value[1]
 
 
@@ -470,7 +478,7 @@ class Config:
                 continue
             if value < low or (high is not None and value > high):
                 bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-                raise ConfigError(f"{option} must be {bound}, not {value}")
+                raise ConfigError(f"{option} must be {bound}, not {value}", setting=_setting(option))
 
     @staticmethod
     def _workers_from_environment() -> int:
@@ -506,7 +514,7 @@ class Config:
         dirs = as_list(reload_dirs) or [os.getcwd()]
         for d in dirs:
             if not os.path.isdir(d):
-                raise ConfigError(f"--reload-dir {d!r} is not a directory")
+                raise ConfigError(f"--reload-dir {d!r} is not a directory", setting="reload_dirs")
         self.reload_dirs = sorted({Path(d).resolve() for d in dirs})
         # Like Uvicorn, given patterns add to the defaults; a pattern given
         # explicitly on one side takes it off the other side's defaults.

@@ -140,7 +140,19 @@ def run(
     with _sigterm_as_keyboard_interrupt():
         try:
             config = Config(app, **settings)
-            if config.use_subprocess and not isinstance(app, str):
+        except ConfigError as exc:
+            exc.log(logger)
+            sys.exit(STARTUP_FAILURE)
+        except KeyboardInterrupt:
+            return
+        run_config(config)
+
+
+def run_config(config: Config) -> None:
+    """Serve a `Config` already built, as `run` does (the command line builds its own, to check it first)."""
+    with _sigterm_as_keyboard_interrupt():
+        try:
+            if config.use_subprocess and not isinstance(config.app, str):
                 raise ConfigError(
                     'To use --reload or --workers, pass the app as an import string, like squall.run("main:app", ...).'
                 )

@@ -114,11 +114,11 @@ def _read(option: str, path: str | os.PathLike[str]) -> str:
         with open(path, "rb") as f:
             return f.read().decode("latin-1")
     except FileNotFoundError:
-        raise ConfigError(f"{option} {os.fspath(path)!r} does not exist") from None
+        raise ConfigError(f"{option} {os.fspath(path)!r} does not exist", setting=option.lstrip("-").replace("-", "_")) from None
     except IsADirectoryError:
-        raise ConfigError(f"{option} {os.fspath(path)!r} is a directory, not a file") from None
+        raise ConfigError(f"{option} {os.fspath(path)!r} is a directory, not a file", setting=option.lstrip("-").replace("-", "_")) from None
     except OSError as exc:
-        raise ConfigError(f"{option} {os.fspath(path)!r} is not readable: {exc.strerror}") from None
+        raise ConfigError(f"{option} {os.fspath(path)!r} is not readable: {exc.strerror}", setting=option.lstrip("-").replace("-", "_")) from None
 
 
 def _first_certificate(text: str) -> str | None:
