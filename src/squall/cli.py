@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 import squall
+from squall._compiled import HOT_PATH
 from squall.config import IMPLEMENTATION_NAMES, LOG_LEVELS, SSL_PROTOCOL_VERSION, implementation_problem
 
 ENVVAR_PREFIXES = ("SQUALL_", "UVICORN_")
@@ -54,7 +55,7 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     if not value or ctx.resilient_parsing:
         return
     click.echo(
-        f"Running squall {squall.__version__} with "
+        f"Running squall {squall.__version__} ({HOT_PATH}) with "
         f"{platform.python_implementation()} {platform.python_version()} on {platform.system()}"
     )
     ctx.exit()
