@@ -128,4 +128,5 @@ fuzz: $(PY) ## Fuzz each target of tests/fuzz with atheris for FUZZ_SECONDS (60)
 
 clean: ## Remove build output, caches and test reports (not the venvs: rm -rf .venv* for those)
 	rm -rf build dist src/*.egg-info .pytest_cache .autobahn reports .fuzz
+	rm -f src/squall/*.so
 	find . \( -path './.venv*' -o -path ./.git \) -prune -o -type d -name __pycache__ -exec rm -rf {} +

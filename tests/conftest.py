@@ -29,6 +29,23 @@ def loop_impl(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(params=["compiled", "pure"])
+def hot_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test under the compiled response writer and under its pure-Python reference.
+
+    The process imported the compiled one when it is built (unless SQUALL_NO_EXTENSIONS=1);
+    "pure" swaps the reference in where the HTTP/1.1 connection calls it.
+    """
+    from squall._compiled import speedups
+    from squall.protocols.http import h1_connection, response
+
+    if request.param == "compiled" and speedups is None:
+        pytest.skip("the compiled hot path is not built in this environment (or SQUALL_NO_EXTENSIONS=1)")
+    if request.param == "pure":
+        monkeypatch.setattr(h1_connection, "build_response_head", response.pure_build_response_head)
+    return request.param
+
+
 @pytest.fixture
 def serve(http_impl: str, loop_impl: str) -> Callable[..., contextlib.AbstractContextManager[RunningServer]]:
     """`with serve(app, **options) as server:` under every HTTP and loop implementation."""

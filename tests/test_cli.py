@@ -72,6 +72,18 @@ def test_version() -> None:
     assert "CPython" in result.stdout or "PyPy" in result.stdout
 
 
+def test_version_names_the_hot_path() -> None:
+    from squall import _compiled
+
+    built = _compiled.speedups is not None
+    default = run_squall("--version")
+    assert default.returncode == 0
+    assert ("(compiled hot path)" if built else "(pure Python)") in default.stdout, default.stdout
+    forced = run_squall("--version", env={"SQUALL_NO_EXTENSIONS": "1"})
+    assert forced.returncode == 0
+    assert "(pure Python)" in forced.stdout, forced.stdout
+
+
 def test_help_lists_uvicorn_options() -> None:
     result = run_squall("--help")
     assert result.returncode == 0

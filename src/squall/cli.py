@@ -26,6 +26,7 @@ import click
 
 import squall
 from squall import config_file
+from squall._compiled import HOT_PATH
 from squall.access_log import AccessFormat, AccessFormatError
 from squall.config import (
     IMPLEMENTATION_NAMES,
@@ -89,7 +90,7 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     if not value or ctx.resilient_parsing:
         return
     click.echo(
-        f"Running squall {squall.__version__} with "
+        f"Running squall {squall.__version__} ({HOT_PATH}) with "
         f"{platform.python_implementation()} {platform.python_version()} on {platform.system()}"
     )
     ctx.exit()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from squall._compiled import HOT_PATH
 from squall.config import Config
 from squall.logging import TRACE_LOG_LEVEL, style_pid
 from squall.sockets import UnixSocketFile, describe_socket, remove_unix_socket_file, unix_socket_file
@@ -153,6 +154,7 @@ class Server:
         self.lifespan = self.config.lifespan_class(self.config, self.server_state)  # type: ignore[misc]
         pid = os.getpid()
         logger.info("Started server process [%d]", pid, extra={"color_message": style_pid("Started server process [%d]")})
+        logger.debug("Squall hot path: %s", HOT_PATH)
         metrics = None
         if self.config.metrics_enabled:
             from squall.metrics.runtime import ServerMetrics

@@ -11,6 +11,9 @@ import pytest
 
 from h1_support import RawClient, get_request, respond, text_app, wait_until
 
+# Every response here is written by the compiled hot path and by its pure-Python reference.
+pytestmark = pytest.mark.usefixtures("hot_path")
+
 
 async def streaming_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """`hello world` in three pieces and an empty last one, without a Content-Length."""

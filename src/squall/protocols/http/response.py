@@ -11,6 +11,7 @@ import http
 import re
 from collections.abc import Iterable
 
+from squall._compiled import speedups
 from squall.protocols.http.h1_request import connection_tokens
 
 # How the response body is delimited on the wire.
@@ -161,3 +162,12 @@ def simple_response(
             b"" if head_only else data,
         )
     )
+
+
+# The pure-Python function above is the reference; the compiled one (same
+# arguments, same results, checked by tests/protocols/http/test_hot_path.py)
+# replaces it when the extension is built and not disabled.
+pure_build_response_head = build_response_head
+if speedups is not None:
+    speedups.setup(STATUS_LINES, ResponseHead, pure_build_response_head)
+    build_response_head = speedups.build_response_head  # noqa: F811

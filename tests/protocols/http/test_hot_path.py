@@ -1,0 +1,140 @@
+"""The compiled hot path against its pure-Python reference.
+
+In memory: many response heads, ordinary and broken, through both
+`build_response_head`s; results and errors must be identical.  Over real
+sockets: a `squall` process with SQUALL_NO_EXTENSIONS=1 and one without
+answer the same requests with the same bytes (but the Date).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import SquallProcess
+
+from h1_support import RawClient, get_request
+from squall._compiled import speedups
+from squall.protocols.http.response import pure_build_response_head
+
+STATUSES: list[Any] = [100, 101, 103, 199, 200, 201, 204, 206, 301, 304, 404, 418, 500, 599, 600, 999,
+                       0, 99, 1000, -1, "200", 200.0, True, None]
+NAMES = [b"content-type", b"Content-Type", b"x-custom", b"set-cookie", b"X!#$%&'*+-.^_`|~9",
+         b"content-length", b"Content-Length", b"CONTENT-LENGTH", b"transfer-encoding", b"Transfer-Encoding",
+         b"connection", b"Connection", b"server", b"Server", b"date", b"DATE",
+         b"", b"bad name", b"x:y", b"x\xff", b"caf\xc3\xa9", "content-type", bytearray(b"x-b")]
+VALUES = [b"", b"text/plain", b"a" * 300, b" spaced ", b"tab\tinside", b"\xff\xfe", b"a\rb", b"a\nb", b"a\x00b",
+          "str", bytearray(b"ba"), None]
+LENGTHS = [b"0", b"13", b" 13 ", b"\t7\x0b", b"007", b"1_0", b"-1", b"+1", b"1.0", b"", b" ", b"abc",
+           b"9" * 18, b"9" * 19, b"9" * 40, b"\xd9\xa1"]
+ENCODINGS = [b"chunked", b" Chunked ", b"gzip", b"gzip, chunked", b""]
+CONNECTIONS = [b"close", b"Close", b"keep-alive", b"upgrade, close", b"closer", b""]
+DEFAULTS = [
+    (b"", frozenset()),
+    (b"server: squall\r\ndate: Sat, 28 Nov 2026 22:00:00 GMT\r\n", frozenset((b"server", b"date"))),
+    (b"date: Sat, 28 Nov 2026 22:00:00 GMT\r\nx-extra: 1\r\n", frozenset((b"date",))),
+]
+
+
+def random_header(rng: random.Random) -> Any:
+    roll = rng.random()
+    if roll < 0.02:
+        return rng.choice([[b"x-list", b"pair"], (b"one",), (b"a", b"b", b"c"), b"x-raw"])
+    name = rng.choice(NAMES)
+    lname = name.lower() if isinstance(name, bytes) else None
+    if lname == b"content-length" and rng.random() < 0.9:
+        value: Any = rng.choice(LENGTHS)
+    elif lname == b"transfer-encoding" and rng.random() < 0.9:
+        value = rng.choice(ENCODINGS)
+    elif lname == b"connection" and rng.random() < 0.9:
+        value = rng.choice(CONNECTIONS)
+    else:
+        value = rng.choice(VALUES)
+    return (name, value)
+
+
+def outcome(build: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    try:
+        head = build(*args)
+    except Exception as exc:
+        return ("error", type(exc), str(exc))
+    return ("head", head.data, head.framing, head.content_length, head.keep_alive)
+
+
+@pytest.mark.skipif(speedups is None, reason="the compiled hot path is not built here (or SQUALL_NO_EXTENSIONS=1)")
+def test_compiled_response_head_matches_the_reference() -> None:
+    assert speedups is not None
+    compiled = speedups.build_response_head
+    rng = random.Random(15)
+    ordinary = 0
+    for _ in range(30000):
+        # Mostly ordinary heads (the compiled path's own work), some broken ones (its hand-over).
+        if rng.random() < 0.6:
+            pool = [(b"content-type", b"text/plain"), (b"x-a", b"1"), (b"content-length", b"13"), (b"Set-Cookie", b"a=b")]
+            headers: Any = rng.sample(pool, rng.randint(0, len(pool)))
+            status: Any = rng.choice([200, 204, 304, 404, 101, 500])
+        else:
+            headers = [random_header(rng) for _ in range(rng.randint(0, 6))]
+            status = rng.choice(STATUSES)
+        container = rng.choices([list, tuple], weights=[9, 1])[0]
+        default_headers, default_names = rng.choice(DEFAULTS)
+        flags = (rng.random() < 0.8, rng.random() < 0.8, rng.random() < 0.2)
+        args = (status, container(headers), default_headers, default_names, *flags)
+        expected = outcome(pure_build_response_head, args)
+        assert outcome(compiled, args) == expected, args
+        ordinary += expected[0] == "head"
+    assert ordinary > 15000  # the inputs did reach the successful paths
+
+
+HELLO_APP = '''
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    headers = [(b"content-type", b"text/plain"), (b"x-path", path.encode())]
+    if path == "/length":
+        headers.append((b"content-length", b"5"))
+    elif path == "/close":
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 204 if path == "/none" else 200, "headers": headers})
+    if path == "/none":
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.body", "body": b"hel", "more_body": True})
+    await send({"type": "http.response.body", "body": b"lo"})
+'''
+
+REQUESTS = [get_request("/length"), get_request("/chunked"), get_request("/none"),
+            get_request("/length", version="1.0", headers="Connection: keep-alive\r\n"),
+            get_request("/close")]
+
+
+def exchange(port: int) -> list[bytes]:
+    """The raw responses to REQUESTS on one connection, Date values blanked."""
+    answers = []
+    with RawClient.connect(port) as client:
+        for request in REQUESTS:
+            response = client.request(request)
+            answers.append(re.sub(rb"date: [^\r]*", b"date: -", response.raw_head) + response.raw_body)
+    return answers
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+def test_both_paths_answer_the_same_bytes(tmp_path: Path, http: str) -> None:
+    (tmp_path / "hello.py").write_text(HELLO_APP)
+    results = []
+    for env in ({}, {"SQUALL_NO_EXTENSIONS": "1"}):
+        args = ("hello:app", "--port", "0", "--http", http, "--log-level", "debug")
+        with SquallProcess(*args, cwd=tmp_path, env=env) as squall:
+            port = squall.wait_started()
+            assert port is not None
+            results.append(exchange(port))
+            expected = "pure Python" if env or speedups is None else "compiled hot path"
+            squall.wait_for_log(f"Squall hot path: {expected}")
+    assert results[0] == results[1]
+    assert b"content-length: 5\r\n" in results[0][0]
+    assert b"transfer-encoding: chunked\r\n" in results[0][1]
+    assert b"connection: close\r\n" in results[0][4]
