@@ -13,6 +13,10 @@ PYTEST_ARGS   ?=
 BENCH_ARGS    ?=
 TEST_PYTHONS  ?= 3.10 3.11 3.12 3.13
 FUZZ_SECONDS  ?= 60
+# Tests mostly wait on sockets and subprocesses: two pytest workers halve the wall time.
+PYTEST_JOBS   ?= -n 2
+# Where the compiled hot path (HTTP/1.1 response heads) is used: run again without it.
+PURE_PATH_SUITES ?= tests/protocols/http tests/protocols/websockets/test_ws_handshake.py tests/protocols/websockets/test_ws_connection_header.py
 FUZZ_TARGETS  ?= http1 websocket http2
 
 PY  := $(VENV)/bin/python
@@ -66,7 +70,9 @@ AUTOBAHN_SLOW_CASES ?= 12.*.10,12.*.14,12.*.15,12.*.16,12.*.17,12.*.18,13.*.10,1
 test: $(PY) ## Install .[test] into .venv and the test tools, then run pytest (PYTEST_ARGS)
 	$(PIP) install -e '.[test]'
 	@$(MAKE) --no-print-directory test-tools
-	SQUALL_AUTOBAHN_EXCLUDE='$(AUTOBAHN_SLOW_CASES)' $(PY) -m pytest $(PYTEST_ARGS)
+	SQUALL_AUTOBAHN_EXCLUDE='$(AUTOBAHN_SLOW_CASES)' $(PY) -m pytest $(PYTEST_JOBS) $(PYTEST_ARGS)
+	@echo "=== the suites the compiled hot path serves, again on the pure-Python path (SQUALL_NO_EXTENSIONS=1)"
+	SQUALL_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_JOBS) -q $(PURE_PATH_SUITES)
 
 test-autobahn: $(PY) ## Every Autobahn case (1-10, 12, 13) against every --ws implementation (~13 min)
 	$(PIP) install -e '.[test]'
