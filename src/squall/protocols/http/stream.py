@@ -351,11 +351,7 @@ class ASGIStream:
             self.host.stream_send_body(self, body, more_body)  # raises if it breaks the framing
             self.bytes_sent += len(body)
             if not more_body:
-                if self.trailers:
-                    self.state = TRAILERS
-                else:
-                    self.state = DONE
-                    self._complete()
+                self._body_sent()
         elif self.state is START:
             self._send_at_start(kind, message)
         elif self.state is BODY:
@@ -419,11 +415,15 @@ class ASGIStream:
                 # Sent from the current position: leave the file after what was sent, as a read would.
                 file.seek(offset + count)
         if not more_body:
-            if self.trailers:
-                self.state = TRAILERS
-            else:
-                self.state = DONE
-                self._complete()
+            self._body_sent()
+
+    def _body_sent(self) -> None:
+        """The last body bytes went out: trailers next, if announced, else done."""
+        if self.trailers:
+            self.state = TRAILERS
+        else:
+            self.state = DONE
+            self._complete()
 
     def _complete(self) -> None:
         self._wake()  # a task waiting in receive() now gets http.disconnect
