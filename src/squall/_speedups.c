@@ -1,4 +1,12 @@
-/* The compiled hot path of Squall's HTTP/1.1 response writer.
+/* The compiled hot path of Squall's HTTP/1.1 wire layer.
+ *
+ * parse_request_head() reads the common request head -- a method from a
+ * short list, an origin-form target of visible ASCII, HTTP/1.1 or 1.0, field
+ * lines of visible ASCII and spaces -- in one pass, with every check of the
+ * pure path (check_head_bytes, then llhttp or h11) that such a head can fail.
+ * For anything else (a limit exceeded, a tab, obs-text, another method or
+ * target form, any malformed byte) it returns None and the pure path reads
+ * the head, so refusals and rare heads behave identically by construction.
  *
  * build_response_head() has exactly the interface and results of
  * squall.protocols.http.response.build_response_head (the reference).  It
@@ -185,6 +193,174 @@ static PyObject *build_response_head(PyObject *self, PyObject *const *args, Py_s
     return result;
 }
 
+/* ---- request heads ---------------------------------------------------- */
+
+/* The methods read here; any other known one goes to the pure path. */
+static const char *fast_methods[] = {"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"};
+#define N_FAST_METHODS 7
+static PyObject *method_objects[N_FAST_METHODS];
+static PyObject *version_11, *version_10;
+
+/* What makes a head not "plain" for check_request_head: a field whose name
+ * is one of these (lowercase) changes framing or the connection. */
+static int is_special_name(const char *n, Py_ssize_t len) {
+    switch (len) {
+    case 2: return memcmp(n, "te", 2) == 0;
+    case 6: return memcmp(n, "expect", 6) == 0;
+    case 7: return memcmp(n, "upgrade", 7) == 0;
+    case 10: return memcmp(n, "connection", 10) == 0;
+    case 14: return memcmp(n, "content-length", 14) == 0 || memcmp(n, "http2-settings", 14) == 0;
+    case 17: return memcmp(n, "transfer-encoding", 17) == 0;
+    }
+    return 0;
+}
+
+/* parse_request_head(head, request_line_size, head_size, fields, field_size)
+ *   -> (method, target, http_version, headers, plain) or None
+ *
+ * `head` is a complete head, CRLF CRLF included; the limits are those of
+ * RequestLimits (0: no limit on fields or field size).  `plain` is True
+ * when check_request_head would find nothing to act on: HTTP/1.1, exactly
+ * one Host, and no other field it looks at. */
+static PyObject *parse_request_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "parse_request_head(head: bytes, request_line_size, head_size, fields, field_size)");
+        return NULL;
+    }
+    Py_ssize_t limit[4];
+    for (int i = 0; i < 4; i++) {
+        limit[i] = PyLong_AsSsize_t(args[i + 1]);
+        if (limit[i] == -1 && PyErr_Occurred()) return NULL;
+    }
+    Py_ssize_t request_line_size = limit[0], head_size = limit[1], max_fields = limit[2], field_size = limit[3];
+    const unsigned char *start = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    const unsigned char *p = start, *end = start + size;
+    if (size > head_size || (field_size > 0 && field_size < 2)) Py_RETURN_NONE;
+
+    /* The request line: method SP origin-form SP HTTP/1.x CRLF. */
+    while (p < end && is_tchar[*p]) p++;
+    Py_ssize_t mlen = p - start;
+    if (p == end || *p != ' ') Py_RETURN_NONE;
+    PyObject *method = NULL;
+    for (int i = 0; i < N_FAST_METHODS; i++) {
+        if ((Py_ssize_t)strlen(fast_methods[i]) == mlen && memcmp(start, fast_methods[i], (size_t)mlen) == 0) {
+            method = method_objects[i];
+            break;
+        }
+    }
+    if (method == NULL) Py_RETURN_NONE;
+    const unsigned char *target = ++p;
+    if (p == end || *p != '/') Py_RETURN_NONE;
+    while (p < end && *p > 0x20 && *p < 0x7f) p++;
+    Py_ssize_t tlen = p - target;
+    if (end - p < 13 || *p != ' ' || memcmp(p + 1, "HTTP/1.", 7) != 0 || p[9] != '\r' || p[10] != '\n') Py_RETURN_NONE;
+    if (p + 9 - start > request_line_size) Py_RETURN_NONE;
+    PyObject *version;
+    int http_11;
+    if (p[8] == '1') {
+        version = version_11;
+        http_11 = 1;
+    } else if (p[8] == '0') {
+        version = version_10;
+        http_11 = 0;
+    } else {
+        Py_RETURN_NONE;
+    }
+    p += 11;
+
+    /* The field lines: name ":" SP* value SP* CRLF; then the empty line. */
+    PyObject *headers = PyList_New(0);
+    if (headers == NULL) return NULL;
+    int hosts = 0, special = 0;
+    Py_ssize_t count = 0;
+    for (;;) {
+        if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
+            p += 2;
+            break;
+        }
+        const unsigned char *line = p;
+        while (p < end && is_tchar[*p]) p++;
+        Py_ssize_t nlen = p - line;
+        if (nlen == 0 || p == end || *p != ':') goto fall_back;
+        const unsigned char *value = ++p;
+        while (p < end && *p >= 0x20 && *p < 0x7f) p++;
+        if (end - p < 2 || p[0] != '\r' || p[1] != '\n') goto fall_back;
+        const unsigned char *value_end = p;
+        p += 2;
+        if (field_size > 0 && p - line > field_size) goto fall_back;
+        if (max_fields > 0 && ++count > max_fields) goto fall_back;
+        while (value < value_end && *value == ' ') value++;
+        while (value_end > value && value_end[-1] == ' ') value_end--;
+
+        PyObject *name_obj = PyBytes_FromStringAndSize(NULL, nlen);
+        if (name_obj == NULL) goto error;
+        char *n = PyBytes_AS_STRING(name_obj);
+        for (Py_ssize_t i = 0; i < nlen; i++) {
+            unsigned char c = line[i];
+            n[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        Py_ssize_t vlen = value_end - value;
+        PyObject *value_obj;
+        if (nlen == 4 && memcmp(n, "host", 4) == 0) {
+            hosts++;
+            value_obj = PyBytes_FromStringAndSize((const char *)value, vlen);
+        } else if (is_special_name(n, nlen)) {
+            special = 1;
+            value_obj = PyBytes_FromStringAndSize((const char *)value, vlen);
+            if (value_obj != NULL && nlen == 17) {
+                /* Transfer-Encoding's value is compared lowercase, as h11 gives it. */
+                char *v = PyBytes_AS_STRING(value_obj);
+                for (Py_ssize_t i = 0; i < vlen; i++)
+                    if (v[i] >= 'A' && v[i] <= 'Z') v[i] = (char)(v[i] + 32);
+            }
+        } else {
+            value_obj = PyBytes_FromStringAndSize((const char *)value, vlen);
+        }
+        if (value_obj == NULL) {
+            Py_DECREF(name_obj);
+            goto error;
+        }
+        PyObject *pair = PyTuple_New(2);
+        if (pair == NULL) {
+            Py_DECREF(name_obj);
+            Py_DECREF(value_obj);
+            goto error;
+        }
+        PyTuple_SET_ITEM(pair, 0, name_obj);
+        PyTuple_SET_ITEM(pair, 1, value_obj);
+        int failed = PyList_Append(headers, pair);
+        Py_DECREF(pair);
+        if (failed) goto error;
+    }
+    if (p != end) goto fall_back;
+
+    PyObject *target_obj = PyBytes_FromStringAndSize((const char *)target, tlen);
+    if (target_obj == NULL) goto error;
+    PyObject *plain = http_11 && hosts == 1 && !special ? Py_True : Py_False;
+    PyObject *result = PyTuple_Pack(5, method, target_obj, version, headers, plain);
+    Py_DECREF(target_obj);
+    Py_DECREF(headers);
+    return result;
+
+fall_back:
+    Py_DECREF(headers);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(headers);
+    return NULL;
+}
+
+static int init_request_objects(void) {
+    for (int i = 0; i < N_FAST_METHODS; i++) {
+        method_objects[i] = PyBytes_FromString(fast_methods[i]);
+        if (method_objects[i] == NULL) return -1;
+    }
+    version_11 = PyUnicode_InternFromString("1.1");
+    version_10 = PyUnicode_InternFromString("1.0");
+    return version_11 == NULL || version_10 == NULL ? -1 : 0;
+}
+
 static PyObject *setup(PyObject *self, PyObject *args) {
     PyObject *lines, *cls, *ref;
     if (!PyArg_ParseTuple(args, "O!OO:setup", &PyDict_Type, &lines, &cls, &ref)) return NULL;
@@ -197,6 +373,9 @@ static PyObject *setup(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"build_response_head", (PyCFunction)(void (*)(void))build_response_head, METH_FASTCALL,
      "Compiled squall.protocols.http.response.build_response_head (same arguments, same result)."},
+    {"parse_request_head", (PyCFunction)(void (*)(void))parse_request_head, METH_FASTCALL,
+     "parse_request_head(head, request_line_size, head_size, fields, field_size): "
+     "(method, target, http_version, headers, plain) of a common request head, or None for the pure path."},
     {"setup", setup, METH_VARARGS, "setup(status_lines, ResponseHead, reference): the objects shared with the pure path."},
     {NULL, NULL, 0, NULL},
 };
@@ -205,5 +384,6 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "squall._speedups", N
 
 PyMODINIT_FUNC PyInit__speedups(void) {
     init_tables();
+    if (init_request_objects() < 0) return NULL;
     return PyModule_Create(&module);
 }

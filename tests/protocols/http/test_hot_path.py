@@ -1,7 +1,10 @@
 """The compiled hot path against its pure-Python reference.
 
 In memory: many response heads, ordinary and broken, through both
-`build_response_head`s; results and errors must be identical.  Over real
+`build_response_head`s; results and errors must be identical.  Many request
+heads through `parse_request_head` and through the pure path (the byte
+checks, then llhttp and h11, then `check_request_head`): wherever the
+compiled reader reads a head, the outcome must be the pure path's.  Over real
 sockets: a `squall` process with SQUALL_NO_EXTENSIONS=1 and one without
 answer the same requests with the same bytes (but the Date).
 """
@@ -18,6 +21,9 @@ from support import SquallProcess
 
 from h1_support import RawClient, get_request
 from squall._compiled import speedups
+from squall.protocols.http.h1_request import BadRequest, RequestLimits, check_head_bytes, check_request_head
+from squall.protocols.http.h11_impl import H11Reader
+from squall.protocols.http.httptools_impl import HttpToolsReader
 from squall.protocols.http.response import pure_build_response_head
 
 STATUSES: list[Any] = [100, 101, 103, 199, 200, 201, 204, 206, 301, 304, 404, 418, 500, 599, 600, 999,
@@ -87,6 +93,91 @@ def test_compiled_response_head_matches_the_reference() -> None:
         assert outcome(compiled, args) == expected, args
         ordinary += expected[0] == "head"
     assert ordinary > 15000  # the inputs did reach the successful paths
+
+
+
+METHODS = [b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"PROPFIND", b"get",
+           b"GETX", b"G\xc3T", b""]
+TARGETS = [b"/", b"/hello", b"/a?b=c&d", b"/%7Euser/x%20y", b"/caf\xc3\xa9", b"/a#frag", b"/a\\b", b"/\"<>{}|^`",
+           b"*", b"http://example.com/x", b"example.com:443", b"/a b", b"/a\x7f", b"/a\tb", b"//x", b"/" + b"p" * 300]
+VERSIONS = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/1.2", b"HTTP/0.9", b"http/1.1", b"HTTP/1.1 "]
+FIELD_NAMES = [b"Host", b"host", b"HOST", b"User-Agent", b"accept", b"X-Custom", b"Content-Length", b"content-length",
+               b"Transfer-Encoding", b"Connection", b"Expect", b"Upgrade", b"TE", b"HTTP2-Settings", b"Cookie",
+               b"x!#$%&'*+-.^_`|~9", b"", b"bad name", b"x\xff", b"X-Forwarded-For"]
+FIELD_VALUES = [b"", b"example.com", b" spaced  ", b"a  b", b"text/html, */*;q=0.8", b"tab\tinside", b"\tlead",
+                b"caf\xc3\xa9", b"a\x7fb", b"a\x00b", b"a\rb", b"a\nb", b"0", b"12", b"5, 5", b"chunked", b"CHUNKED",
+                b"gzip", b"close", b"keep-alive", b"Upgrade", b"websocket", b"100-continue", b"trailers", b"x" * 200]
+LIMIT_SETS = [(8190, 65536, 100, 8190), (8190, 65536, 0, 0), (40, 256, 3, 40), (12, 64, 1, 20), (8190, 65536, 2, 1)]
+
+
+class _Conn:
+    def __init__(self, limits: RequestLimits) -> None:
+        self.limits = limits
+
+
+def random_request_head(rng: random.Random) -> bytes:
+    """A request head, most of the time a common one (the compiled reader's own work)."""
+    if rng.random() < 0.5:
+        method, target, version = rng.choice(METHODS[:7]), rng.choice(TARGETS[:5]), rng.choice(VERSIONS[:2])
+        fields = [(b"Host", b"example.com")] + [
+            (rng.choice(FIELD_NAMES[3:6]), rng.choice(FIELD_VALUES[:5])) for _ in range(rng.randint(0, 3))]
+    else:
+        method, target, version = rng.choice(METHODS), rng.choice(TARGETS), rng.choice(VERSIONS)
+        fields = [(rng.choice(FIELD_NAMES), rng.choice(FIELD_VALUES)) for _ in range(rng.randint(0, 5))]
+    separators = [b" ", b" "] if rng.random() < 0.95 else [rng.choice([b"  ", b"\t", b""]), b" "]
+    lines = [method + separators[0] + target + separators[1] + version]
+    for name, value in fields:
+        colon = b":" if rng.random() < 0.97 else rng.choice([b" :", b"", b"::"])
+        space = rng.choice([b" ", b"", b"  "])
+        lines.append(name + colon + space + value)
+    head = b"\r\n".join(lines) + b"\r\n\r\n"
+    if rng.random() < 0.03:
+        cut = rng.randrange(len(head))
+        head = head[:cut] + rng.choice([b"\n", b"\r", b"\r\n ", b"\x00", b"\r\n\r\n"]) + head[cut:]
+    return head
+
+
+def pure_outcome(reader: Any, head: bytes, limits: RequestLimits) -> tuple[Any, ...]:
+    try:
+        check_head_bytes(head, limits)
+        method, target, version, headers = reader.parse_head(head)
+        info = check_request_head(method, target, version, headers, None)
+    except BadRequest as exc:
+        return ("refused", exc.status)
+    return ("read", method, target, version, headers, info_fields(info))
+
+
+def info_fields(info: Any) -> tuple[Any, ...]:
+    return tuple(getattr(info, name) for name in type(info).__slots__)
+
+
+@pytest.mark.skipif(speedups is None, reason="the compiled hot path is not built here (or SQUALL_NO_EXTENSIONS=1)")
+def test_compiled_request_head_reader_matches_the_pure_path() -> None:
+    assert speedups is not None
+    rng = random.Random(14)
+    read = plain = 0
+    for _ in range(20000):
+        head = random_request_head(rng)
+        limits = RequestLimits(*rng.choices(LIMIT_SETS, weights=[10, 4, 2, 1, 1])[0])
+        parsed = speedups.parse_request_head(
+            head, limits.request_line_size, limits.head_size, limits.fields, limits.field_size)
+        if parsed is None:
+            continue  # the pure path reads it (tested by every other HTTP test)
+        method, target, version, headers, is_plain = parsed
+        try:
+            info = check_request_head(method, target, version, headers, None)
+        except BadRequest as exc:
+            compiled = ("refused", exc.status)
+        else:
+            compiled = ("read", method, target, version, headers, info_fields(info))
+            if is_plain:
+                assert info_fields(info) == info_fields(type(info)()), head
+                plain += 1
+        for reader_class in (HttpToolsReader, H11Reader):
+            assert pure_outcome(reader_class(_Conn(limits)), head, limits) == compiled, (reader_class, head)
+        read += 1
+    # The inputs did reach the compiled reader's own paths, plain and not.
+    assert read > 5000 and plain > 2500 and read - plain > 1000, (read, plain)
 
 
 HELLO_APP = '''

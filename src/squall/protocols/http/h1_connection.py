@@ -318,15 +318,19 @@ class H1Connection(Connection):
             return False
         return self.parsing is not None or len(self.pipeline) < MAX_PIPELINE
 
-    def on_head(self, method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]]) -> RequestInfo:
+    def on_head(
+        self, method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]], plain: bool = False
+    ) -> RequestInfo:
         """A request head was parsed: start or queue its stream.
 
         Returns what the head says about its body and the connection.  When
         its `switch` is set, the connection switches protocols: the reader
         must then stop and pass what follows the head to `on_switch`.
-        Raises BadRequest for a request that cannot be served.
+        Raises BadRequest for a request that cannot be served.  `plain`: the
+        reader found the head to be HTTP/1.1 with one Host and no field that
+        `check_request_head` acts on (so it would only return the defaults).
         """
-        info = check_request_head(method, target, http_version, headers, self.limits.body)
+        info = RequestInfo() if plain else check_request_head(method, target, http_version, headers, self.limits.body)
         if info.switch is not SWITCH_NONE:
             if info.switch == SWITCH_WEBSOCKET:
                 if self.ws_protocol_class is not None:

@@ -19,7 +19,7 @@ connection may not take another request yet, the rest of the input is held
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from squall.protocols.http.h1_body import DONE, ChunkedDecoder
 from squall.protocols.http.h1_request import BadRequest, check_head_bytes, check_unfinished_head
@@ -38,6 +38,13 @@ _HEAD_END = b"\r\n\r\n"
 
 class H1Reader:
     """The framing of requests on a connection; `parse_head` is the parser's part."""
+
+    # The compiled reader of common heads (squall._speedups.parse_request_head),
+    # for a parser that gives way to it: it returns what `check_head_bytes`
+    # then `parse_head` would, and whether `check_request_head` would find
+    # nothing to act on (`plain`); or None, and the head takes the pure path.
+    fast_parse: Callable[[bytes, int, int, int, int], tuple[bytes, bytes, str, list[tuple[bytes, bytes]], bool] | None] | None
+    fast_parse = None
 
     def __init__(self, conn: H1Connection) -> None:
         self.conn = conn
@@ -128,9 +135,20 @@ class H1Reader:
     def _on_head(self, head: bytes) -> bool:
         """Check and parse a complete head, then set up reading its body; True if the connection switches."""
         self._is_head = head.startswith(b"HEAD ")
-        check_head_bytes(head, self.limits)
-        method, target, http_version, headers = self.parse_head(head)
-        info = self.conn.on_head(method, target, http_version, headers)
+        limits = self.limits
+        fast_parse = self.fast_parse
+        parsed = (
+            fast_parse(head, limits.request_line_size, limits.head_size, limits.fields, limits.field_size)
+            if fast_parse is not None
+            else None
+        )
+        if parsed is None:
+            check_head_bytes(head, limits)
+            method, target, http_version, headers = self.parse_head(head)
+            plain = False
+        else:
+            method, target, http_version, headers, plain = parsed
+        info = self.conn.on_head(method, target, http_version, headers, plain)
         if info.switch:
             self.state = STOPPED
             return True

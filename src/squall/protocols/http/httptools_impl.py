@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import httptools
 
+from squall._compiled import speedups
 from squall.protocols.http.h1_connection import H1Connection
 from squall.protocols.http.h1_reader import H1Reader
 from squall.protocols.http.h1_request import BadRequest, RequestHead
 
 
 class HttpToolsReader(H1Reader):
+    # With the compiled hot path, common heads are read by it, not by llhttp
+    # (one C call instead of a Python callback per field); llhttp reads the
+    # rest, and every head with SQUALL_NO_EXTENSIONS=1.
+    fast_parse = speedups.parse_request_head if speedups is not None else None
+
     def __init__(self, conn: H1Connection) -> None:
         super().__init__(conn)
         self._parser: httptools.HttpRequestParser | None = None
