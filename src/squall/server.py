@@ -487,10 +487,15 @@ class Server:
                         end_streams = getattr(connection, "end_streams", None)
                         if end_streams is not None:
                             end_streams()
-        if self.server_state.tasks and not self.force_exit:
+        tasks = self.server_state.tasks
+        # A request task cancelled before its first step never ran the code
+        # that takes it out of the set: only a task not done is waited for.
+        tasks.difference_update([task for task in tasks if task.done()])
+        if tasks and not self.force_exit:
             logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
-            while self.server_state.tasks and not self.force_exit:
+            while tasks and not self.force_exit:
                 await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
+                tasks.difference_update([task for task in tasks if task.done()])
         if not self.force_exit:
             for server in self.servers:
                 await server.wait_closed()

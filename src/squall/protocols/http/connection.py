@@ -209,11 +209,16 @@ class Connection(asyncio.Protocol, StreamHost):
             task = contextvars.Context().run(self.loop.create_task, stream.run(app))
         else:
             task = self.loop.create_task(stream.run(app))
-        tasks = self.server_state.tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        # Taken out of the set by `stream_finished`, at the end of the task's
+        # own run: a done callback would cost a loop turn per request.
+        stream.task = task
+        self.server_state.tasks.add(task)
         if self.metrics is not None:
             self.metrics.request_started(stream, task)
+
+    def stream_finished(self, stream: ASGIStream) -> None:
+        """The app's call for `stream` returned (or raised); subclasses add their protocol's part."""
+        self.server_state.tasks.discard(stream.task)
 
     def call_soon_in_context(self, callback: Any, *args: Any) -> None:
         """Run `callback` on the next loop iteration, outside any app's task."""

@@ -709,9 +709,6 @@ class H1Connection(Connection):
         if stream is self.parsing and self.read_gate.reasons & PAUSE_BODY:
             self.read_gate.resume(PAUSE_BODY)
 
-    def stream_finished(self, stream: ASGIStream) -> None:
-        pass
-
 
 _warned_no_websockets = False
 

@@ -159,6 +159,7 @@ class ASGIStream:
         "disconnected",
         "blocked",
         "wire",
+        "task",
         "request_trailers",
         # request body
         "_body",
@@ -195,6 +196,8 @@ class ASGIStream:
         self.blocked = False
         # What the connection keeps of this stream for its protocol.
         self.wire: Any = None
+        # The task running the app (set by the connection that starts it).
+        self.task: asyncio.Task[None] | None = None
         # Trailer fields that ended the request body, handed to the app with its last part.
         self.request_trailers: list[tuple[bytes, bytes]] | None = None
         self._body: list[bytes] = []

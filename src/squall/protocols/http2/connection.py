@@ -635,6 +635,7 @@ class H2Connection(Connection, H2Events):
             self._schedule_flush()
 
     def stream_finished(self, stream: ASGIStream) -> None:
+        super().stream_finished(stream)
         rec: H2StreamState = stream.wire
         rec.app_done = True
         self.running -= 1
