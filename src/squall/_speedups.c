@@ -17,7 +17,13 @@
  * is not exactly bytes) is handed to the Python reference, so errors and rare
  * cases behave identically by construction.
  *
- * setup() is called once by response.py with the objects both paths share.
+ * response_fields() and encode_headers() are the HTTP/2 response head:
+ * squall.protocols.http2.request.response_headers and
+ * squall.protocols.http2.frames.encode_headers, for lists of (bytes, bytes)
+ * with valid names and values; anything else goes to those references.
+ *
+ * The setup functions are called once, by response.py and the HTTP/2
+ * modules, with the objects both paths share.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -361,6 +367,234 @@ static int init_request_objects(void) {
     return version_11 == NULL || version_10 == NULL ? -1 : 0;
 }
 
+/* ---- HTTP/2 response heads ------------------------------------------- */
+
+static PyObject *connection_specific; /* frozenset of names HTTP/2 drops */
+static PyObject *fields_reference;    /* the pure-Python response_headers */
+static PyObject *encode_reference;    /* the pure-Python encode_headers */
+static PyObject *static_names;        /* dict[bytes, int]: HPACK static table names */
+static PyObject *static_status;       /* dict[bytes, int]: HPACK static table :status values */
+static PyObject *status_name;         /* b":status" */
+
+/* response_fields(status, headers, default_headers, default_names)
+ *   -> (fields, content_length or None), as response_headers. */
+static PyObject *response_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (fields_reference == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "squall._speedups.setup_h2_fields() was not called");
+        return NULL;
+    }
+    if (nargs != 4) return PyObject_Vectorcall(fields_reference, args, (size_t)nargs, NULL);
+    PyObject *status = args[0], *headers = args[1], *defaults = args[2], *default_names = args[3];
+    if (!PyLong_CheckExact(status) || !(PyList_CheckExact(headers) || PyTuple_CheckExact(headers)) ||
+        !PyList_CheckExact(defaults) || !PyFrozenSet_CheckExact(default_names))
+        return PyObject_Vectorcall(fields_reference, args, (size_t)nargs, NULL);
+    long code = PyLong_AsLong(status);
+    if (code == -1 && PyErr_Occurred()) PyErr_Clear();
+    if (code < 100 || code > 999) return PyObject_Vectorcall(fields_reference, args, (size_t)nargs, NULL);
+
+    PyObject *fields = PyList_New(0), *given = NULL, *status_value = NULL, *pair = NULL;
+    long long content_length = -1;
+    if (fields == NULL) return NULL;
+    status_value = PyBytes_FromFormat("%ld", code);
+    if (status_value == NULL) goto error;
+    pair = PyTuple_Pack(2, status_name, status_value);
+    Py_CLEAR(status_value);
+    if (pair == NULL || PyList_Append(fields, pair) < 0) goto error;
+    Py_CLEAR(pair);
+
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(headers);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(headers, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) goto fall_back;
+        PyObject *name = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+        if (!PyBytes_CheckExact(name) || !PyBytes_CheckExact(value)) goto fall_back;
+        const char *n = PyBytes_AS_STRING(name), *v = PyBytes_AS_STRING(value);
+        Py_ssize_t nlen = PyBytes_GET_SIZE(name), vlen = PyBytes_GET_SIZE(value);
+        int upper = 0;
+        if (nlen == 0) goto fall_back;
+        for (Py_ssize_t j = 0; j < nlen; j++) {
+            if (!is_tchar[(unsigned char)n[j]]) goto fall_back;
+            upper |= n[j] >= 'A' && n[j] <= 'Z';
+        }
+        if (memchr(v, '\r', (size_t)vlen) || memchr(v, '\n', (size_t)vlen) || memchr(v, '\0', (size_t)vlen))
+            goto fall_back;
+        PyObject *lname;
+        if (upper) {
+            lname = PyBytes_FromStringAndSize(NULL, nlen);
+            if (lname == NULL) goto error;
+            char *l = PyBytes_AS_STRING(lname);
+            for (Py_ssize_t j = 0; j < nlen; j++) l[j] = (char)(n[j] >= 'A' && n[j] <= 'Z' ? n[j] + 32 : n[j]);
+        } else {
+            lname = Py_NewRef(name);
+        }
+        int skip = PySet_Contains(connection_specific, lname);
+        if (skip < 0) {
+            Py_DECREF(lname);
+            goto error;
+        }
+        if (skip) {
+            Py_DECREF(lname);
+            continue;
+        }
+        if (nlen == 14 && memcmp(PyBytes_AS_STRING(lname), "content-length", 14) == 0) {
+            Py_ssize_t a = 0, b = vlen;
+            while (a < b && is_space(v[a])) a++;
+            while (b > a && is_space(v[b - 1])) b--;
+            if (content_length >= 0 || b == a || b - a > 18) {
+                Py_DECREF(lname);
+                goto fall_back; /* repeated, empty or huge: the reference decides */
+            }
+            long long cl = 0;
+            for (Py_ssize_t j = a; j < b; j++) {
+                if (v[j] < '0' || v[j] > '9') {
+                    Py_DECREF(lname);
+                    goto fall_back;
+                }
+                cl = cl * 10 + (v[j] - '0');
+            }
+            content_length = cl;
+        } else {
+            int is_default = PySet_Contains(default_names, lname);
+            if (is_default < 0 || (is_default && given == NULL && (given = PySet_New(NULL)) == NULL) ||
+                (is_default && PySet_Add(given, lname) < 0)) {
+                Py_DECREF(lname);
+                goto error;
+            }
+        }
+        if (upper) {
+            pair = PyTuple_Pack(2, lname, value);
+            Py_DECREF(lname);
+            if (pair == NULL) goto error;
+        } else {
+            Py_DECREF(lname);
+            pair = Py_NewRef(item);
+        }
+        if (PyList_Append(fields, pair) < 0) goto error;
+        Py_CLEAR(pair);
+    }
+    Py_ssize_t ndefaults = PyList_GET_SIZE(defaults);
+    for (Py_ssize_t i = 0; i < ndefaults; i++) {
+        PyObject *item = PyList_GET_ITEM(defaults, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) goto fall_back;
+        if (given != NULL) {
+            int has = PySet_Contains(given, PyTuple_GET_ITEM(item, 0));
+            if (has < 0) goto error;
+            if (has) continue;
+        }
+        if (PyList_Append(fields, item) < 0) goto error;
+    }
+    Py_XDECREF(given);
+    PyObject *length = content_length >= 0 ? PyLong_FromLongLong(content_length) : Py_NewRef(Py_None);
+    if (length == NULL) {
+        Py_DECREF(fields);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, fields, length);
+    Py_DECREF(fields);
+    Py_DECREF(length);
+    return result;
+
+fall_back:
+    Py_DECREF(fields);
+    Py_XDECREF(given);
+    return PyObject_Vectorcall(fields_reference, args, (size_t)nargs, NULL);
+error:
+    Py_DECREF(fields);
+    Py_XDECREF(given);
+    Py_XDECREF(pair);
+    return NULL;
+}
+
+/* An HPACK integer (RFC 7541 5.1): `first`'s high bits above a `prefix_bits` prefix. */
+static char *put_integer(char *out, Py_ssize_t value, int prefix_bits, unsigned char first) {
+    Py_ssize_t limit = ((Py_ssize_t)1 << prefix_bits) - 1;
+    if (value < limit) {
+        *out++ = (char)(first | value);
+        return out;
+    }
+    *out++ = (char)(first | limit);
+    value -= limit;
+    while (value >= 128) {
+        *out++ = (char)((value & 0x7F) | 0x80);
+        value >>= 7;
+    }
+    *out++ = (char)value;
+    return out;
+}
+
+/* encode_headers(fields) -> bytes: an HPACK block, no dynamic table, no Huffman coding. */
+static PyObject *encode_headers(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (encode_reference == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "squall._speedups.setup_hpack() was not called");
+        return NULL;
+    }
+    if (nargs != 1 || !PyList_CheckExact(args[0])) return PyObject_Vectorcall(encode_reference, args, (size_t)nargs, NULL);
+    PyObject *fields = args[0];
+    Py_ssize_t count = PyList_GET_SIZE(fields), bound = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(fields, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2 || !PyBytes_CheckExact(PyTuple_GET_ITEM(item, 0)) ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(item, 1)))
+            return PyObject_Vectorcall(encode_reference, args, (size_t)nargs, NULL);
+        /* each integer takes at most 10 bytes, the name's literal flag 1 */
+        bound += PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 0)) + PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 1)) + 21;
+    }
+    PyObject *block = PyBytes_FromStringAndSize(NULL, bound);
+    if (block == NULL) return NULL;
+    char *start = PyBytes_AS_STRING(block), *out = start;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(fields, i);
+        PyObject *name = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+        PyObject *index;
+        if (PyBytes_GET_SIZE(name) == 7 && memcmp(PyBytes_AS_STRING(name), ":status", 7) == 0) {
+            index = PyDict_GetItemWithError(static_status, value);
+            if (index != NULL) {
+                *out++ = (char)(0x80 | PyLong_AsLong(index));
+                continue;
+            }
+            if (PyErr_Occurred()) goto error;
+        }
+        index = PyDict_GetItemWithError(static_names, name);
+        if (index != NULL) {
+            /* a literal field without indexing, its name by static index */
+            out = put_integer(out, PyLong_AsSsize_t(index), 4, 0);
+        } else {
+            if (PyErr_Occurred()) goto error;
+            *out++ = 0;
+            out = put_integer(out, PyBytes_GET_SIZE(name), 7, 0);
+            memcpy(out, PyBytes_AS_STRING(name), (size_t)PyBytes_GET_SIZE(name));
+            out += PyBytes_GET_SIZE(name);
+        }
+        out = put_integer(out, PyBytes_GET_SIZE(value), 7, 0);
+        memcpy(out, PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value));
+        out += PyBytes_GET_SIZE(value);
+    }
+    if (_PyBytes_Resize(&block, out - start) < 0) return NULL;
+    return block;
+error:
+    Py_DECREF(block);
+    return NULL;
+}
+
+static PyObject *setup_h2_fields(PyObject *self, PyObject *args) {
+    PyObject *specific, *reference;
+    if (!PyArg_ParseTuple(args, "O!O:setup_h2_fields", &PyFrozenSet_Type, &specific, &reference)) return NULL;
+    if (status_name == NULL && (status_name = PyBytes_FromString(":status")) == NULL) return NULL;
+    Py_XSETREF(connection_specific, Py_NewRef(specific));
+    Py_XSETREF(fields_reference, Py_NewRef(reference));
+    Py_RETURN_NONE;
+}
+
+static PyObject *setup_hpack(PyObject *self, PyObject *args) {
+    PyObject *reference, *names, *statuses;
+    if (!PyArg_ParseTuple(args, "OO!O!:setup_hpack", &reference, &PyDict_Type, &names, &PyDict_Type, &statuses))
+        return NULL;
+    Py_XSETREF(encode_reference, Py_NewRef(reference));
+    Py_XSETREF(static_names, Py_NewRef(names));
+    Py_XSETREF(static_status, Py_NewRef(statuses));
+    Py_RETURN_NONE;
+}
+
 static PyObject *setup(PyObject *self, PyObject *args) {
     PyObject *lines, *cls, *ref;
     if (!PyArg_ParseTuple(args, "O!OO:setup", &PyDict_Type, &lines, &cls, &ref)) return NULL;
@@ -376,6 +610,14 @@ static PyMethodDef methods[] = {
     {"parse_request_head", (PyCFunction)(void (*)(void))parse_request_head, METH_FASTCALL,
      "parse_request_head(head, request_line_size, head_size, fields, field_size): "
      "(method, target, http_version, headers, plain) of a common request head, or None for the pure path."},
+    {"response_fields", (PyCFunction)(void (*)(void))response_fields, METH_FASTCALL,
+     "Compiled squall.protocols.http2.request.response_headers (same arguments, same result)."},
+    {"encode_headers", (PyCFunction)(void (*)(void))encode_headers, METH_FASTCALL,
+     "Compiled squall.protocols.http2.frames.encode_headers (same argument, same result)."},
+    {"setup_h2_fields", setup_h2_fields, METH_VARARGS,
+     "setup_h2_fields(connection_specific, response_headers): the objects response_fields shares with the pure path."},
+    {"setup_hpack", setup_hpack, METH_VARARGS,
+     "setup_hpack(encode_headers, static_names, static_status): the objects encode_headers shares with the pure path."},
     {"setup", setup, METH_VARARGS, "setup(status_lines, ResponseHead, reference): the objects shared with the pure path."},
     {NULL, NULL, 0, NULL},
 };

@@ -4,7 +4,9 @@ In memory: many response heads, ordinary and broken, through both
 `build_response_head`s; results and errors must be identical.  Many request
 heads through `parse_request_head` and through the pure path (the byte
 checks, then llhttp and h11, then `check_request_head`): wherever the
-compiled reader reads a head, the outcome must be the pure path's.  Over real
+compiled reader reads a head, the outcome must be the pure path's.  Many
+HTTP/2 response heads through both `response_headers` and both
+`encode_headers` (whose blocks the `hpack` library must decode back).  Over real
 sockets: a `squall` process with SQUALL_NO_EXTENSIONS=1 and one without
 answer the same requests with the same bytes (but the Date).
 """
@@ -16,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import hpack
 import pytest
 from support import SquallProcess
 
@@ -25,6 +28,8 @@ from squall.protocols.http.h1_request import BadRequest, RequestLimits, check_he
 from squall.protocols.http.h11_impl import H11Reader
 from squall.protocols.http.httptools_impl import HttpToolsReader
 from squall.protocols.http.response import pure_build_response_head
+from squall.protocols.http2.frames import pure_encode_headers
+from squall.protocols.http2.request import pure_response_headers
 
 STATUSES: list[Any] = [100, 101, 103, 199, 200, 201, 204, 206, 301, 304, 404, 418, 500, 599, 600, 999,
                        0, 99, 1000, -1, "200", 200.0, True, None]
@@ -178,6 +183,47 @@ def test_compiled_request_head_reader_matches_the_pure_path() -> None:
         read += 1
     # The inputs did reach the compiled reader's own paths, plain and not.
     assert read > 5000 and plain > 2500 and read - plain > 1000, (read, plain)
+
+
+
+def h2_outcome(function: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    try:
+        return ("fields", function(*args))
+    except Exception as exc:
+        return ("error", type(exc), str(exc))
+
+
+@pytest.mark.skipif(speedups is None, reason="the compiled hot path is not built here (or SQUALL_NO_EXTENSIONS=1)")
+def test_compiled_http2_response_head_matches_the_reference() -> None:
+    assert speedups is not None
+    decoder = hpack.Decoder()
+    rng = random.Random(9113)
+    ordinary = 0
+    for _ in range(20000):
+        if rng.random() < 0.6:
+            pool = [(b"content-type", b"text/plain"), (b"X-A", b"1"), (b"content-length", b"13"), (b"set-cookie", b"a=b"),
+                    (b"Connection", b"close"), (b"server", b"app"), (b"x-long", b"v" * rng.choice([10, 200, 20000]))]
+            headers: Any = rng.sample(pool, rng.randint(0, len(pool)))
+            status: Any = rng.choice([200, 204, 304, 404, 101, 500, 599, 999, 103])
+        else:
+            headers = [random_header(rng) for _ in range(rng.randint(0, 6))]
+            status = rng.choice(STATUSES)
+        container = rng.choices([list, tuple], weights=[9, 1])[0]
+        default_list = rng.choice([[], [(b"server", b"squall"), (b"date", b"Sat, 28 Nov 2026 22:00:00 GMT")]])
+        default_names = frozenset(name for name, _ in default_list)
+        args = (status, container(headers), default_list, default_names)
+        expected = h2_outcome(pure_response_headers, args)
+        assert h2_outcome(speedups.response_fields, args) == expected, args
+        if expected[0] == "fields":
+            ordinary += 1
+            fields = expected[1][0]
+            block = speedups.encode_headers(fields)
+            assert block == pure_encode_headers(fields), fields
+            assert decoder.decode(block, raw=True) == fields
+    assert ordinary > 12000  # the inputs did reach the successful paths
+    # Not lists of byte pairs: handed to the reference, its errors included.
+    for odd in ([(b"a", "str")], [(b"a",)], [[b"a", b"b"]], ((b"a", b"b"),), [(bytearray(b"a"), b"b")]):
+        assert h2_outcome(speedups.encode_headers, (odd,)) == h2_outcome(pure_encode_headers, (odd,)), odd
 
 
 HELLO_APP = '''

@@ -33,6 +33,7 @@ from collections import OrderedDict
 from hpack import Decoder
 from hpack.exceptions import HPACKError, OversizedHeaderListError
 
+from squall._compiled import speedups
 from squall.protocols.http2.request import H2Request, MalformedRequest, parse_request
 from squall.protocols.http2.wire import (
     ENHANCE_YOUR_CALM,
@@ -156,6 +157,14 @@ def encode_headers(fields: list[tuple[bytes, bytes]]) -> bytes:
         parts.append(prefix)
         parts.append(_string(value))
     return b"".join(parts)
+
+
+pure_encode_headers = encode_headers
+if speedups is not None:
+    # The compiled hot path: the same function for lists of (bytes, bytes),
+    # handing anything else to the one above.
+    speedups.setup_hpack(pure_encode_headers, _STATIC_NAMES, _STATIC_STATUS)
+    encode_headers = speedups.encode_headers  # noqa: F811
 
 
 def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:

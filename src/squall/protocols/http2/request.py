@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from squall._compiled import speedups
 from squall.protocols.http.response import check_header
 
 # RFC 9113 8.2.2.
@@ -143,3 +144,11 @@ def response_headers(
         if given is None or name not in given:
             fields.append((name, value))
     return fields, content_length
+
+
+pure_response_headers = response_headers
+if speedups is not None:
+    # The compiled hot path: the same function for lists of (bytes, bytes)
+    # with valid fields, handing anything else to the one above.
+    speedups.setup_h2_fields(CONNECTION_SPECIFIC, pure_response_headers)
+    response_headers = speedups.response_fields  # noqa: F811
