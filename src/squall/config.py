@@ -18,13 +18,16 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from squall import logger_aliases
 from squall.importer import ImportFromStringError, ImportRaisedError, check_module_exists, import_from_string
 from squall.log_config import LogConfig, LogConfigError, apply_log_config
 from squall.access_log import AccessFormat, AccessFormatError
 from squall.logging import LOG_FORMATS, LOGGING_CONFIG, TRACE_LOG_LEVEL, LogFormat, default_logging_config, install_escaping
+
+if TYPE_CHECKING:
+    from squall.middleware.proxy_headers import ProxyHeaders
 
 __all__ = ["LOGGING_CONFIG", "Config", "ConfigError"]
 
@@ -393,6 +396,8 @@ class Config:
         # With --proxy-protocol the TLS context lives here instead of in `ssl`.
         self.proxy_protocol_ssl: ssl.SSLContext | None = None
         self.loaded_app: Any = None
+        # With --proxy-headers: what rewrites each scope from a trusted proxy's headers.
+        self.proxy_rewriter: ProxyHeaders | None = None
         self.http_protocol_class: type[asyncio.Protocol] | None = None
         # Set when HTTP/2 is served: the protocol an HTTP/1.1 connection
         # hands over to, its wire layer, and the settings it announces.
@@ -614,6 +619,13 @@ class Config:
         self._load_http2()
 
         self.loaded_app = self._load_app()
+        if self.proxy_headers:
+            from squall.middleware.proxy_headers import ProxyHeaders
+
+            # Applied by the connections as they build each scope (not as a
+            # middleware: one coroutine less per request, and the peer's
+            # trust is decided once per connection).
+            self.proxy_rewriter = ProxyHeaders(self.forwarded_allow_ips)
         self.loaded = True
 
     def _load_http2(self) -> None:
@@ -677,7 +689,6 @@ class Config:
         from squall.middleware.asgi2 import ASGI2Middleware
         from squall.middleware.fresh_context import FreshContextMiddleware
         from squall.middleware.message_logger import MessageLoggerMiddleware
-        from squall.middleware.proxy_headers import ProxyHeadersMiddleware
         from squall.middleware.wsgi import WSGIMiddleware
 
         self._ensure_app_dir_on_path()
@@ -717,8 +728,6 @@ class Config:
 
         if logging.getLogger("squall.error").getEffectiveLevel() <= TRACE_LOG_LEVEL:
             app = MessageLoggerMiddleware(app)
-        if self.proxy_headers:
-            app = ProxyHeadersMiddleware(app, trusted_hosts=self.forwarded_allow_ips)
         if self.reset_contextvars:
             app = FreshContextMiddleware(app)
         return app

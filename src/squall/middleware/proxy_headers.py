@@ -308,9 +308,8 @@ def _set_host(scope: Scope, host: str) -> None:
     scope["headers"] = headers
 
 
-class ProxyHeadersMiddleware:
-    """ASGI middleware rewriting ``scope["client"]`` and ``scope["scheme"]``
-    from proxy headers, when the connection comes from a trusted proxy.
+class ProxyHeaders:
+    """Rewriting ``scope["client"]`` and ``scope["scheme"]`` from proxy headers.
 
     ``Forwarded`` wins over the ``X-Forwarded-*`` pair when present: a proxy
     that emits it may pass client-supplied X-Forwarded-* through untouched.
@@ -318,31 +317,26 @@ class ProxyHeadersMiddleware:
     where apps read the host the client asked for (to build absolute URLs,
     say); ``scope["server"]`` still describes our own listening socket.
 
-    The scope is modified in place; the server builds a fresh one per request.
+    Squall's connections use it directly (`--proxy-headers`): whether the
+    peer is trusted is decided once per connection, and each scope is
+    rewritten as it is built, before any middleware sees it.
     """
 
-    def __init__(self, app: ASGIApp, trusted_hosts: list[str] | str | TrustedHosts = "127.0.0.1") -> None:
-        self.app = app
+    def __init__(self, trusted_hosts: list[str] | str | TrustedHosts = "127.0.0.1") -> None:
         self.trusted_hosts = trusted_hosts if isinstance(trusted_hosts, TrustedHosts) else TrustedHosts(trusted_hosts)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope_type = scope["type"]
-        if (scope_type == "http" or scope_type == "websocket") and self._peer_is_trusted(scope):
-            self._apply_headers(scope)
-        await self.app(scope, receive, send)
-
-    def _peer_is_trusted(self, scope: Scope) -> bool:
-        client = scope.get("client")
+    def trusts_peer(self, client: tuple[str, int] | None, server: Any) -> bool:
+        """Whether a connection from `client` to `server` comes from a trusted proxy."""
         if client is not None:
             return client[0] in self.trusted_hosts
         # Unix socket connection: there is no peer address, only our own
         # socket path in scope["server"], which can be trusted literally.
         if self.trusted_hosts.always_trust:
             return True
-        server = scope.get("server")
         return bool(server) and isinstance(server[0], str) and self.trusted_hosts.trusts_literal(server[0])
 
-    def _apply_headers(self, scope: Scope) -> None:
+    def apply(self, scope: Scope) -> None:
+        """Rewrite `scope` (from a trusted peer) as its proxy headers say."""
         forwarded = x_forwarded_for = x_forwarded_proto = None
         # One pass; nothing is allocated unless a proxy header is present.
         # Repeated header lines are joined with "," as HTTP list semantics say.
@@ -404,3 +398,20 @@ class ProxyHeadersMiddleware:
             host = selected.get("host")
             if host is not None:
                 _set_host(scope, host)
+
+
+class ProxyHeadersMiddleware(ProxyHeaders):
+    """`ProxyHeaders` as ASGI middleware, for apps served some other way.
+
+    The scope is modified in place; the server builds a fresh one per request.
+    """
+
+    def __init__(self, app: ASGIApp, trusted_hosts: list[str] | str | TrustedHosts = "127.0.0.1") -> None:
+        super().__init__(trusted_hosts)
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if (scope_type == "http" or scope_type == "websocket") and self.trusts_peer(scope.get("client"), scope.get("server")):
+            self.apply(scope)
+        await self.app(scope, receive, send)

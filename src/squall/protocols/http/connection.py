@@ -80,6 +80,10 @@ class Connection(asyncio.Protocol, StreamHost):
         self.access_format = config.access_line_format
         self.asgi_version = ASGI2_VERSION if config.interface == "asgi2" else ASGI_VERSION
         self.reset_contextvars = bool(getattr(config, "reset_contextvars", False))
+        self.proxy_rewriter = config.proxy_rewriter
+        # Whether the peer is a trusted proxy whose headers rewrite each scope
+        # (decided in connection_made, once the peer's address is known).
+        self.proxy_trusted = False
         # squall.metrics.recorder.Recorder, when metrics are on.
         self.metrics = server_state.metrics
 
@@ -111,6 +115,8 @@ class Connection(asyncio.Protocol, StreamHost):
         self.server = get_local_addr(transport)
         if self.client is None:
             self.client = get_remote_addr(transport)
+        if self.proxy_rewriter is not None:
+            self.proxy_trusted = self.proxy_rewriter.trusts_peer(self.client, self.server)
         if is_ssl(transport):
             self.scheme = "https"
             tls = tls_extension(transport)
@@ -227,7 +233,7 @@ class Connection(asyncio.Protocol, StreamHost):
     def base_scope(
         self, method: str, http_version: str, path: str, raw_path: bytes, query: bytes, headers: list[tuple[bytes, bytes]]
     ) -> dict[str, Any]:
-        return {
+        scope = {
             "type": "http",
             "asgi": self.asgi_version,
             "http_version": http_version,
@@ -243,6 +249,9 @@ class Connection(asyncio.Protocol, StreamHost):
             "state": self.app_state.copy(),
             "extensions": self.extensions.copy(),
         }
+        if self.proxy_trusted:
+            self.proxy_rewriter.apply(scope)  # type: ignore[union-attr]
+        return scope
 
     def log_access(self, stream: ASGIStream) -> None:
         """The access record of a response that is complete (or given up on)."""

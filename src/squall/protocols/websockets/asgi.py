@@ -340,6 +340,9 @@ class WebSocketProtocol(asyncio.Protocol):
             app_state=self.app_state,
             tls=tls_extension(transport) if self.scheme == "wss" else None,
         )
+        rewriter = self.config.proxy_rewriter
+        if rewriter is not None and rewriter.trusts_peer(self.client, self.server):
+            rewriter.apply(self.scope)
         self._extensions_header = self._negotiate(request)
         self._request = request
         state = self.server_state
