@@ -22,6 +22,9 @@
  * squall.protocols.http2.frames.encode_headers, for lists of (bytes, bytes)
  * with valid names and values; anything else goes to those references.
  *
+ * split_target() splits an origin-form target into the scope's path,
+ * raw_path and query_string, as h1_request.split_target does.
+ *
  * The setup functions are called once, by response.py and the HTTP/2
  * modules, with the objects both paths share.
  */
@@ -576,6 +579,65 @@ error:
     return NULL;
 }
 
+/* split_target(target, root_path) -> (path, raw_path, query_string), as
+ * squall.protocols.http.h1_request.split_target, for an origin-form target
+ * whose path is ASCII without percent-escapes and an empty root path; any
+ * other target goes to that reference (its errors included). */
+static PyObject *target_reference;
+static PyObject *empty_bytes;
+
+static PyObject *split_target(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (target_reference == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "squall._speedups.setup_targets() was not called");
+        return NULL;
+    }
+    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyUnicode_CheckExact(args[1]) ||
+        PyUnicode_GET_LENGTH(args[1]) != 0)
+        return PyObject_Vectorcall(target_reference, args, (size_t)nargs, NULL);
+    PyObject *target = args[0];
+    const char *t = PyBytes_AS_STRING(target);
+    Py_ssize_t size = PyBytes_GET_SIZE(target), end = 0;
+    if (size == 0 || t[0] != '/') return PyObject_Vectorcall(target_reference, args, (size_t)nargs, NULL);
+    for (; end < size && t[end] != '?'; end++) {
+        unsigned char c = (unsigned char)t[end];
+        if (c >= 0x80 || c == '%') return PyObject_Vectorcall(target_reference, args, (size_t)nargs, NULL);
+    }
+    PyObject *path = PyUnicode_New(end, 127);
+    if (path == NULL) return NULL;
+    memcpy(PyUnicode_1BYTE_DATA(path), t, (size_t)end);
+    PyObject *raw_path, *query;
+    if (end == size) {
+        raw_path = Py_NewRef(target);
+        query = Py_NewRef(empty_bytes);
+    } else {
+        raw_path = PyBytes_FromStringAndSize(t, end);
+        query = PyBytes_FromStringAndSize(t + end + 1, size - end - 1);
+    }
+    if (raw_path == NULL || query == NULL) {
+        Py_DECREF(path);
+        Py_XDECREF(raw_path);
+        Py_XDECREF(query);
+        return NULL;
+    }
+    PyObject *result = PyTuple_New(3);
+    if (result == NULL) {
+        Py_DECREF(path);
+        Py_DECREF(raw_path);
+        Py_DECREF(query);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, path);
+    PyTuple_SET_ITEM(result, 1, raw_path);
+    PyTuple_SET_ITEM(result, 2, query);
+    return result;
+}
+
+static PyObject *setup_targets(PyObject *self, PyObject *reference) {
+    if (empty_bytes == NULL && (empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL) return NULL;
+    Py_XSETREF(target_reference, Py_NewRef(reference));
+    Py_RETURN_NONE;
+}
+
 static PyObject *setup_h2_fields(PyObject *self, PyObject *args) {
     PyObject *specific, *reference;
     if (!PyArg_ParseTuple(args, "O!O:setup_h2_fields", &PyFrozenSet_Type, &specific, &reference)) return NULL;
@@ -614,6 +676,9 @@ static PyMethodDef methods[] = {
      "Compiled squall.protocols.http2.request.response_headers (same arguments, same result)."},
     {"encode_headers", (PyCFunction)(void (*)(void))encode_headers, METH_FASTCALL,
      "Compiled squall.protocols.http2.frames.encode_headers (same argument, same result)."},
+    {"split_target", (PyCFunction)(void (*)(void))split_target, METH_FASTCALL,
+     "Compiled squall.protocols.http.h1_request.split_target (same arguments, same result)."},
+    {"setup_targets", setup_targets, METH_O, "setup_targets(split_target): the pure path it hands other targets to."},
     {"setup_h2_fields", setup_h2_fields, METH_VARARGS,
      "setup_h2_fields(connection_specific, response_headers): the objects response_fields shares with the pure path."},
     {"setup_hpack", setup_hpack, METH_VARARGS,

@@ -12,7 +12,6 @@ they do the command line's.
 
 from __future__ import annotations
 
-import difflib
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,11 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 PYPROJECT = "pyproject.toml"
 SQUALL_TOML = "squall.toml"
@@ -85,6 +79,8 @@ def load(given: str | None, params: Iterable[click.Parameter]) -> ConfigFile | N
         name = key.replace("-", "_")
         param = by_name.get(name)
         if param is None:
+            import difflib  # only for this message
+
             close = difflib.get_close_matches(name, by_name, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigFileError(f"{config_file.prefix} unknown key {key!r}{hint}")
@@ -95,6 +91,12 @@ def load(given: str | None, params: Iterable[click.Parameter]) -> ConfigFile | N
 
 
 def _read(path: str) -> dict[str, Any]:
+    # Imported only when there is a file to read: every server process pays
+    # for a module in memory.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)

@@ -24,7 +24,13 @@ from support import SquallProcess
 
 from h1_support import RawClient, get_request
 from squall._compiled import speedups
-from squall.protocols.http.h1_request import BadRequest, RequestLimits, check_head_bytes, check_request_head
+from squall.protocols.http.h1_request import (
+    BadRequest,
+    RequestLimits,
+    check_head_bytes,
+    check_request_head,
+    pure_split_target,
+)
 from squall.protocols.http.h11_impl import H11Reader
 from squall.protocols.http.httptools_impl import HttpToolsReader
 from squall.protocols.http.response import pure_build_response_head
@@ -184,6 +190,25 @@ def test_compiled_request_head_reader_matches_the_pure_path() -> None:
     # The inputs did reach the compiled reader's own paths, plain and not.
     assert read > 5000 and plain > 2500 and read - plain > 1000, (read, plain)
 
+
+
+TARGET_PIECES = [b"/", b"a", b"%20", b"%", b"?", b"=", b"&", b"\xc3\xa9", b"#", b"//", b"*", b"http://h", b"b/c", b""]
+
+
+@pytest.mark.skipif(speedups is None, reason="the compiled hot path is not built here (or SQUALL_NO_EXTENSIONS=1)")
+def test_compiled_split_target_matches_the_reference() -> None:
+    assert speedups is not None
+    rng = random.Random(3986)
+    compiled_own = 0
+    for _ in range(20000):
+        target = b"".join(rng.choice(TARGET_PIECES) for _ in range(rng.randint(0, 6)))
+        if rng.random() < 0.7:
+            target = b"/" + target
+        root_path = rng.choices(["", "/root", "/caf\u00e9"], weights=[8, 1, 1])[0]
+        args = (target, root_path)
+        assert h2_outcome(speedups.split_target, args) == h2_outcome(pure_split_target, args), args
+        compiled_own += root_path == "" and target[:1] == b"/" and b"%" not in target.partition(b"?")[0]
+    assert compiled_own > 5000  # the inputs did reach the compiled path's own work
 
 
 def h2_outcome(function: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:

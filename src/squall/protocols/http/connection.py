@@ -35,6 +35,12 @@ access_logger = logging.getLogger("squall.access")
 # Seconds a transport we closed may take to be gone before it is aborted.
 CLOSE_GRACE = 1.0
 
+# Response parts `write_later` holds (body chunks an app sends one after
+# another without yielding to the loop) go out together at the end of the
+# loop turn: one system call rather than one per chunk.  Past this many
+# bytes they go out at once, so what is held stays small.
+COALESCE_LIMIT = 65536
+
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 ASGI2_VERSION = {"version": "2.0", "spec_version": "2.4"}
 
@@ -105,6 +111,9 @@ class Connection(asyncio.Protocol, StreamHost):
         self.write_buffered = 0
         # The context request tasks are copies of, and reading resumes in.
         self.context: contextvars.Context = None  # type: ignore[assignment]
+        # What `write_later` holds for the end of the loop turn, and its size.
+        self._unsent: list[bytes] = []
+        self._unsent_size = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -127,6 +136,7 @@ class Connection(asyncio.Protocol, StreamHost):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
         self.closing = True
+        self._unsent.clear()
         self.write_paused = False
         for stream in self.open_streams():
             stream.disconnect()
@@ -270,6 +280,7 @@ class Connection(asyncio.Protocol, StreamHost):
         )
 
     def close_transport(self) -> None:
+        self.flush()
         self.closing = True
         if not self.transport.is_closing():
             self.closed_at = self.loop.time()
@@ -295,11 +306,40 @@ class Connection(asyncio.Protocol, StreamHost):
     def abort(self) -> None:
         """Drop the connection now; its apps hear of it at once, not when the loop next turns."""
         self.closing = True
+        self._unsent.clear()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
         for stream in self.open_streams():
             stream.disconnect()
 
     def write(self, data: bytes) -> None:
+        """Write `data` now, after anything `write_later` holds."""
         if not self.closing:
+            if self._unsent:
+                self._unsent.append(data)
+                data = self.take_unsent()
             self.transport.write(data)
+
+    def write_later(self, data: bytes) -> None:
+        """Write `data` at the end of this loop turn, with what else is written until then."""
+        if self.closing:
+            return
+        unsent = self._unsent
+        if not unsent:
+            self.loop.call_soon(self.flush, context=self.context)
+        unsent.append(data)
+        self._unsent_size += len(data)
+        if self._unsent_size >= COALESCE_LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Pass what `write_later` holds to the transport now (before any write that bypasses `write`)."""
+        if self._unsent and not self.closing:
+            self.transport.write(self.take_unsent())
+
+    def take_unsent(self) -> bytes:
+        """What `write_later` holds, joined, and no longer held; for a write that bypasses `write`."""
+        data = b"".join(self._unsent)
+        self._unsent.clear()
+        self._unsent_size = 0
+        return data

@@ -499,10 +499,11 @@ class H1Connection(Connection):
         if kind == SWITCH_WEBSOCKET:
             self._switch_to_websocket(head, trailing)
         else:
-            self.transport.write(SWITCH_TO_H2C)
+            self.write(SWITCH_TO_H2C)
             self._switch_to_h2(trailing, head)
 
     def _hand_over(self, protocol: Any) -> None:
+        self.flush()
         self.server_state.connections.discard(self)
         self.state = CLOSED
         self.closing = True  # the transport is the new protocol's now
@@ -609,14 +610,21 @@ class H1Connection(Connection):
             self._pending_head = None
             data = head + data if data else head
         if data:
-            self.write(data)
+            if more_body:
+                self.write_later(data)  # more follows, most likely in this loop turn
+            else:
+                self.write(data)
 
     def _write_large(self, *parts: bytes) -> None:
         """A big body chunk: one vectored write with the head, rather than copying it behind the head."""
         head = self._pending_head
         self._pending_head = None
         if not self.closing:
-            self.transport.writelines((head, *parts) if head is not None else parts)
+            if head is not None:
+                parts = (head, *parts)
+            if self._unsent:
+                parts = (self.take_unsent(), *parts)
+            self.transport.writelines(parts)
 
     async def stream_send_file(
         self, stream: ASGIStream, file: IO[bytes] | int, offset: int, count: int, more_body: bool
@@ -640,6 +648,7 @@ class H1Connection(Connection):
         head, self._pending_head = self._pending_head, None
         if head or prefix:
             self.write((head or b"") + prefix)
+        self.flush()
         if self.closing:
             raise ClientDisconnected("The client disconnected.")
         fileobj = open(file, "rb", closefd=False) if isinstance(file, int) else file  # noqa: SIM115

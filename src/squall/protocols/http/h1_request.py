@@ -18,6 +18,8 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from squall._compiled import speedups
+
 if TYPE_CHECKING:
     from squall.config import Config
 
@@ -325,3 +327,11 @@ def _origin_path(target: bytes) -> bytes:
     if path and path[0] != 47:  # "/"
         raise BadRequest("Invalid request target.")
     return path or b"/"
+
+
+pure_split_target = split_target
+if speedups is not None:
+    # The compiled hot path: the same function for a plain ASCII path and an
+    # empty root path, handing any other target to the one above.
+    speedups.setup_targets(pure_split_target)
+    split_target = speedups.split_target  # noqa: F811

@@ -30,9 +30,6 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 
-from hpack import Decoder
-from hpack.exceptions import HPACKError, OversizedHeaderListError
-
 from squall._compiled import speedups
 from squall.protocols.http2.request import H2Request, MalformedRequest, parse_request
 from squall.protocols.http2.wire import (
@@ -200,6 +197,10 @@ class SquallWire:
         self._buffer = bytearray()
         self._preface_seen = False
         self._settings_seen = False
+        # Imported here: most servers never see an HTTP/2 connection, and
+        # hpack's tables cost every process memory.
+        from hpack import Decoder
+
         self._decoder = Decoder()
         self._decoder.max_header_list_size = settings.max_header_list_size
         self._decoder.max_allowed_table_size = 4096
@@ -367,10 +368,14 @@ class SquallWire:
     def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
         try:
             fields = self._decoder.decode(block, raw=True)
-        except OversizedHeaderListError:
-            raise self._error("A header list over the limit.", ENHANCE_YOUR_CALM) from None
-        except HPACKError as exc:
-            raise self._error(f"HPACK: {exc}", COMPRESSION_ERROR) from None
+        except Exception as exc:
+            from hpack.exceptions import HPACKError, OversizedHeaderListError
+
+            if isinstance(exc, OversizedHeaderListError):
+                raise self._error("A header list over the limit.", ENHANCE_YOUR_CALM) from None
+            if isinstance(exc, HPACKError):
+                raise self._error(f"HPACK: {exc}", COMPRESSION_ERROR) from None
+            raise
         return fields  # type: ignore[return-value]
 
     def _request(self, block: bytes) -> H2Request | MalformedRequest:

@@ -20,11 +20,11 @@ import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import h11
-
 from squall.protocols.http.response import FRAMING_CHUNKED, FRAMING_NONE, build_response_head
 
 if TYPE_CHECKING:
+    import h11
+
     from squall.protocols.http2.request import H2Request
 
 # RFC 6455 1.3: appended to Sec-WebSocket-Key before hashing.
@@ -71,12 +71,17 @@ class HandshakeReader:
     __slots__ = ("_parser", "trailing")
 
     def __init__(self, max_head_size: int) -> None:
+        # Imported with the first WebSocket, not with every server process.
+        import h11
+
         self._parser = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_size)
         # What followed the head: frames a client sent without waiting for the 101.
         self.trailing = b""
 
     def feed(self, data: bytes) -> HandshakeRequest | None:
         """The request once its head is complete, else None.  Raises HandshakeError."""
+        import h11
+
         parser = self._parser
         parser.receive_data(data)
         try:
