@@ -196,6 +196,24 @@ def _load_attr(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+class LazyClass:
+    """A class named by "module:attr", imported when first instantiated.
+
+    For what most server processes never use (the HTTP/2 modules take most
+    of a megabyte of memory): calling it makes an instance of the class.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._class: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        cls = self._class
+        if cls is None:
+            cls = self._class = _load_attr(self.path)
+        return cls(*args, **kwargs)
+
+
 def _load_custom(option: str, import_str: str) -> Any:
     """A custom implementation named by an import string (--loop, --http, --ws)."""
     try:
@@ -637,13 +655,13 @@ class Config:
             if self.http2 and not available:
                 raise ConfigError("--http2 was asked for, but the h2 package is not installed: pip install 'squall[standard]'")
         if available:
-            from squall.protocols.http2.connection import H2Connection
             from squall.protocols.http2.wire import H2Settings
 
             if self.http2_impl not in HTTP2_WIRES:
                 raise ConfigError(f"--http2-impl must be one of {', '.join(HTTP2_WIRES)}, not {self.http2_impl!r}")
-            self.h2_protocol_class = H2Connection
-            self.h2_wire_class = _load_attr(HTTP2_WIRES[self.http2_impl])
+            # Imported with the first HTTP/2 connection (preface, h2c upgrade or ALPN).
+            self.h2_protocol_class = LazyClass("squall.protocols.http2.connection:H2Connection")  # type: ignore[assignment]
+            self.h2_wire_class = LazyClass(HTTP2_WIRES[self.http2_impl])
             self.h2_settings = H2Settings(
                 max_concurrent_streams=self.http2_max_concurrent_streams,
                 initial_window_size=self.http2_initial_window_size,
