@@ -11,6 +11,15 @@ websockets` is built on is deprecated.)
 
 The handshake was validated by the shared code; the library starts in the
 OPEN state and is only asked to negotiate extensions.
+
+With the compiled hot path (not with SQUALL_NO_EXTENSIONS=1), the commonest
+frames skip the library's generator-based parser: while no extension is in
+use, a read that holds only whole, unfragmented, masked text, binary or pong
+frames (lengths up to 65535) is read here, and text and binary messages are
+written here, as the library would.  The first read that holds anything else
+(a partial frame, a ping or close, a fragment, a bad byte) goes to the
+library, which then reads everything after it: it starts at a frame boundary,
+with nothing of its state skipped (data frames change none of it).
 """
 
 from __future__ import annotations
@@ -21,10 +30,11 @@ from collections.abc import Callable
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import Close, Frame, Opcode
+from websockets.frames import Close, Frame, Opcode, apply_mask
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from squall._compiled import speedups
 from squall.protocols.websockets.asgi import (
     CLOSE_ABNORMAL,
     CLOSE_MESSAGE_TOO_BIG,
@@ -43,6 +53,13 @@ _CLOSE_INVALID_DATA = 1007
 _INVALID_UTF8 = "invalid UTF-8 in a text message"
 
 _new_utf8_decoder: Callable[[], codecs.IncrementalDecoder] = codecs.getincrementaldecoder("utf-8")
+_OPEN = State.OPEN
+
+# First bytes of the frames read without the library: FIN, no RSV bits, and
+# the opcode (RFC 6455 5.2).
+_PLAIN_TEXT = 0x81
+_PLAIN_BINARY = 0x82
+_PLAIN_PONG = 0x8A
 
 
 def _deflate_factory() -> ServerPerMessageDeflateFactory:
@@ -57,7 +74,12 @@ def _deflate_factory() -> ServerPerMessageDeflateFactory:
 
 
 class WebSocketsProtocol(WebSocketProtocol):
+    # Whether the commonest frames may skip the library (see the module's doc).
+    plain_frames = speedups is not None
     _ws: ServerProtocol
+    # This connection's reads may still skip the library; its writes may.
+    _plain_in: bool
+    _plain_out: bool
     # A fragmented message being received: its frames so far, and for text
     # the incremental decoder that fails it at the first invalid byte.
     _fragments: list[bytes | str]
@@ -69,6 +91,7 @@ class WebSocketsProtocol(WebSocketProtocol):
         factories = [_deflate_factory()] if self.per_message_deflate else None
         ws = ServerProtocol(extensions=factories, state=State.OPEN, max_size=self.max_size)
         self._ws = ws
+        self._plain_in = self._plain_out = self.plain_frames
         if not factories or not request.extension_offers:
             return None
         offers = Headers([("Sec-WebSocket-Extensions", value.decode("latin-1")) for value in request.extension_offers])
@@ -77,10 +100,72 @@ class WebSocketsProtocol(WebSocketProtocol):
         except InvalidHandshake:
             # RFC 7692 5: an offer the server cannot parse is declined, not fatal.
             return None
+        if ws.extensions:
+            self._plain_in = self._plain_out = False  # frames are compressed: the library's business
         return header.encode("ascii") if header is not None else None
+
+    def _read_plain_frames(self, data: bytes) -> bool:
+        """Deliver `data` if it is only whole plain frames (see the module's doc); else False, nothing delivered."""
+        messages: list[tuple[int, bytes | str]] = []
+        max_size = self.max_size
+        pos = 0
+        end = len(data)
+        while pos < end:
+            if end - pos < 6:
+                return False
+            first = data[pos]
+            length = data[pos + 1] ^ 0x80  # the mask bit a client must set
+            if length == 126:
+                if end - pos < 8:
+                    return False
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                mask_at = pos + 4
+            elif length < 126:
+                mask_at = pos + 2
+            else:
+                return False  # unmasked, or a 64-bit length
+            pos = mask_at + 4 + length
+            if pos > end:
+                return False
+            if first == _PLAIN_PONG:
+                if length > 125:
+                    return False
+            elif first != _PLAIN_TEXT and first != _PLAIN_BINARY or max_size is not None and length > max_size:
+                return False
+            payload = apply_mask(data[mask_at + 4 : pos], data[mask_at : mask_at + 4])
+            if first == _PLAIN_TEXT:
+                try:
+                    messages.append((first, payload.decode("utf-8")))
+                except UnicodeDecodeError:
+                    return False
+            else:
+                messages.append((first, payload))
+        for first, message in messages:
+            if first == _PLAIN_TEXT:
+                self._deliver({"type": "websocket.receive", "text": message})
+            elif first == _PLAIN_BINARY:
+                self._deliver({"type": "websocket.receive", "bytes": message})
+            else:
+                self._on_pong(message)  # type: ignore[arg-type]
+        return True
+
+    def _write_plain_frame(self, first: int, payload: bytes) -> None:
+        """A server frame (unmasked), as the library writes it."""
+        length = len(payload)
+        if length < 126:
+            header = bytes((first, length))
+        elif length < 65536:
+            header = bytes((first, 126)) + length.to_bytes(2, "big")
+        else:
+            header = bytes((first, 127)) + length.to_bytes(8, "big")
+        self.transport.write(header + payload)
 
     def _receive_frames(self, data: bytes) -> None:
         ws = self._ws
+        if self._plain_in:
+            if ws.state is _OPEN and self._read_plain_frames(data):
+                return
+            self._plain_in = False
         ws.receive_data(data)
         # Only frames: the protocol was created OPEN, past the handshake's events.
         frames: list[Frame] = ws.events_received()  # type: ignore[assignment]
@@ -196,10 +281,16 @@ class WebSocketsProtocol(WebSocketProtocol):
                 write(chunk)
 
     def _send_text(self, text: str) -> None:
+        if self._plain_out and self._ws.state is _OPEN:
+            self._write_plain_frame(_PLAIN_TEXT, text.encode("utf-8"))
+            return
         self._ws.send_text(text.encode("utf-8"))
         self._flush()
 
     def _send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        if self._plain_out and self._ws.state is _OPEN:
+            self._write_plain_frame(_PLAIN_BINARY, bytes(data))
+            return
         self._ws.send_binary(data)
         self._flush()
 
