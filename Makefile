@@ -74,10 +74,12 @@ test: $(PY) ## Install .[test] into .venv and the test tools, then run pytest (P
 	@echo "=== the suites the compiled hot path serves, again on the pure-Python path (SQUALL_NO_EXTENSIONS=1)"
 	SQUALL_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_JOBS) -q $(PURE_PATH_SUITES)
 
-test-autobahn: $(PY) ## Every Autobahn case (1-10, 12, 13) against every --ws implementation (~13 min)
+test-autobahn: $(PY) ## Every Autobahn case (1-10, 12, 13) against every --ws implementation, compiled and pure paths (~26 min)
 	$(PIP) install -e '.[test]'
 	@$(MAKE) --no-print-directory test-tools
 	$(PY) -m pytest tests/protocols/websockets/test_autobahn.py $(PYTEST_ARGS)
+	@echo "=== again with every frame read and written by the libraries (SQUALL_NO_EXTENSIONS=1)"
+	SQUALL_NO_EXTENSIONS=1 $(PY) -m pytest tests/protocols/websockets/test_autobahn.py $(PYTEST_ARGS)
 
 test-tools: ## Install wrk, h2load, nginx, chromium (apt, root only) and Autobahn, if missing
 	@$(call ensure_tools,$(TEST_TOOLS))
