@@ -24,7 +24,13 @@ import click
 from squall._compiled import HOT_PATH
 from squall.config import Config
 from squall.logging import TRACE_LOG_LEVEL, style_pid
-from squall.sockets import UnixSocketFile, describe_socket, remove_unix_socket_file, unix_socket_file
+from squall.sockets import (
+    UnixSocketFile,
+    describe_socket,
+    refuse_new_connections,
+    remove_unix_socket_file,
+    unix_socket_file,
+)
 
 if TYPE_CHECKING:
     from squall.lifespan import LifespanOff, LifespanOn
@@ -46,6 +52,10 @@ SHUTDOWN_POLL_SECONDS = 0.01
 # How long connections taken from the listen queue at shutdown may take to
 # be set up (a TLS handshake) before the shutdown goes on without them.
 QUEUED_HANDSHAKE_SECONDS = 2.0
+# Once new connection attempts are ignored, how long the handshakes already
+# under way may take to complete (one network round trip) before the queue is
+# drained a last time and the listener closed.
+LATE_HANDSHAKE_SECONDS = 0.05
 
 
 # A SIGINT this soon after the signal that stopped the server is the same
@@ -127,6 +137,9 @@ class Server:
         # The socket file this server bound for --uds, removed when it stops.
         self._unix_socket: UnixSocketFile | None = None
         self._protocol_factory: Any = None
+        # Whether the listeners end with this server (not shared with a
+        # supervisor, an arbiter or the process that passed --fd).
+        self._owns_listeners = False
 
     # -- entry points --------------------------------------------------------
 
@@ -276,6 +289,7 @@ class Server:
                 sock = config.bind_socket()
                 if config.uds is not None:
                     self._unix_socket = unix_socket_file(sock)
+                    self._owns_listeners = True
                 try:
                     self.servers.append(
                         await loop.create_server(protocol_factory, sock=sock, ssl=config.ssl, backlog=config.backlog)
@@ -284,6 +298,7 @@ class Server:
                     sock.close()
                     raise
             else:
+                self._owns_listeners = True
                 self.servers.append(
                     await loop.create_server(
                         protocol_factory,
@@ -391,8 +406,9 @@ class Server:
 
     async def shutdown(self, sockets: Sequence[socket.socket] | None = None) -> None:
         logger.info("Shutting down")
-        queued = self._accept_queued()
-        self._close_listeners()
+        # Responses from now on say `Connection: close`.
+        self.server_state.draining = True
+        queued = await self._stop_listening()
         for sock in sockets or []:
             sock.close()
         if queued:
@@ -400,7 +416,6 @@ class Server:
             await asyncio.wait(queued, timeout=QUEUED_HANDSHAKE_SECONDS)
 
         # Idle connections close now; busy ones after their current response.
-        self.server_state.draining = True
         for connection in list(self.server_state.connections):
             connection.shutdown()
 
@@ -435,32 +450,52 @@ class Server:
         remove_unix_socket_file(self._unix_socket)
         self._unix_socket = None
 
-    def _accept_queued(self) -> list[asyncio.Task[Any]]:
-        """Accept the connections the kernel has queued on the listeners, before they close.
+    async def _stop_listening(self) -> list[asyncio.Task[Any]]:
+        """Stop accepting, and serve the connections the kernel has queued.
 
         Closing a listening socket resets the connections in its queue:
         clients whose connect() succeeded, and whose request may already be
-        sent, would get no answer.  Taken now, they are served (with
-        `Connection: close`) like the others open at shutdown.
+        sent, would get no answer.  So the listeners are held open a moment
+        longer than the servers: the queue is taken from a duplicate, and its
+        connections are served (with `Connection: close`) like the others
+        open at shutdown.  A listener this server owns first stops taking
+        new connections (its Unix socket file removed, or its TCP SYNs
+        ignored), so that the last drain leaves nothing behind.  A shared
+        listener stays open elsewhere: what is queued on it waits for the
+        other workers.
         """
+        held: list[socket.socket] = []
+        for listener in self.listening_sockets:
+            try:
+                held.append(socket.socket(fileno=os.dup(listener.fileno())))
+            except OSError:
+                continue
+        filtered = [refuse_new_connections(sock) for sock in held] if self._owns_listeners else []
+        self._close_listeners()
+        try:
+            queued = self._accept_from(held)
+            if any(filtered):
+                await asyncio.sleep(LATE_HANDSHAKE_SECONDS)
+                queued += self._accept_from(held)
+        finally:
+            for sock in held:
+                sock.close()
+        return queued
+
+    def _accept_from(self, listeners: list[socket.socket]) -> list[asyncio.Task[Any]]:
         loop = asyncio.get_running_loop()
         tasks: list[asyncio.Task[Any]] = []
         if self._protocol_factory is None:
             return tasks
-        for listener in self.listening_sockets:
-            try:
-                sock = socket.socket(fileno=os.dup(listener.fileno()))
-            except OSError:
-                continue
-            with sock:
-                sock.setblocking(False)
-                while len(tasks) < self.config.backlog:
-                    try:
-                        conn, _ = sock.accept()
-                    except OSError:  # BlockingIOError: nothing more is queued
-                        break
-                    conn.setblocking(False)
-                    tasks.append(loop.create_task(self._serve_accepted(conn)))
+        for sock in listeners:
+            sock.setblocking(False)
+            while len(tasks) < self.config.backlog:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:  # BlockingIOError: nothing more is queued
+                    break
+                conn.setblocking(False)
+                tasks.append(loop.create_task(self._serve_accepted(conn)))
         return tasks
 
     async def _serve_accepted(self, conn: socket.socket) -> None:

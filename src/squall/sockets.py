@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import stat
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -108,3 +109,41 @@ def describe_socket(sock: socket.socket, is_ssl: bool) -> str:
     scheme = "https" if is_ssl else "http"
     host, port = sock.getsockname()[:2]
     return f"{scheme}://{format_host_port(host, port)}"
+
+
+# SO_ATTACH_FILTER (Linux) with a classic BPF program that sees the TCP header
+# at offset 0: drop a segment whose flags have SYN set and ACK clear, keep
+# every other.  (code, jt, jf, k) per instruction, as in `struct sock_filter`.
+_SO_ATTACH_FILTER = 26
+_DROP_SYN = (
+    (0x30, 0, 0, 13),  # ldb [13]: the flags byte
+    (0x54, 0, 0, 0x12),  # and #(SYN | ACK)
+    (0x15, 0, 1, 0x02),  # jeq #SYN: next, else skip one
+    (0x06, 0, 0, 0),  # ret #0: drop
+    (0x06, 0, 0, 0xFFFFFFFF),  # ret: keep all of it
+)
+
+
+def refuse_new_connections(sock: socket.socket) -> bool:
+    """Have the kernel ignore new connection attempts on a TCP listener, keeping its queue.
+
+    Closing a listener resets the connections queued on it, and no accept()
+    loop can empty the queue right up to the close: a handshake may complete
+    in between.  With this filter a client's SYN is dropped instead; the
+    handshakes already under way complete, the queue can be drained for good,
+    and the client's SYN retransmitted a second later finds the port closed
+    (connection refused).  Linux only; False where it does not apply.
+    """
+    if not sys.platform.startswith("linux") or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    import ctypes
+    import struct
+
+    program = b"".join(struct.pack("HBBI", *instruction) for instruction in _DROP_SYN)
+    buffer = ctypes.create_string_buffer(program)
+    fprog = struct.pack("HP", len(_DROP_SYN), ctypes.addressof(buffer))  # struct sock_fprog
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False
+    return True

@@ -36,6 +36,7 @@ from squall.config import STARTUP_FAILURE, Config
 from squall.logging import style_pid
 from squall.supervisors.channel import DRAINING, PING, PONG, READY, RETIRE, channel_pair, receive, send
 from squall.server import is_duplicate_signal
+from squall.sockets import refuse_new_connections
 from squall.supervisors.drain import drain_limit
 from squall.supervisors.process import describe_exit, log_listening, start_server_process
 from squall.supervisors.signals import SignalQueue
@@ -462,8 +463,13 @@ class Multiprocess:
         # Stop accepting first, everywhere at once: the workers close their
         # copies of the listening socket as they stop, and so does this
         # process.  Were it to keep its copy, the kernel would go on queueing
-        # connections that no one accepts, and reset them all on exit.
+        # connections that no one accepts, and reset them all on exit.  New
+        # connection attempts are ignored from now on (they find the port
+        # closed when retried), so that the last worker to stop leaves no
+        # connection queued (see refuse_new_connections).
         for sock in self.sockets:
+            if self.config.fd is None:
+                refuse_new_connections(sock)
             sock.close()
         self.stopping = True
         self.rolling = False
