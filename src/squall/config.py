@@ -199,12 +199,15 @@ def _load_attr(path: str) -> Any:
 class LazyClass:
     """A class named by "module:attr", imported when first instantiated.
 
-    For what most server processes never use (the HTTP/2 modules take most
-    of a megabyte of memory): calling it makes an instance of the class.
+    For what many server processes never use (the HTTP/2 modules take most
+    of a megabyte of memory, a WebSocket implementation with its library
+    three): calling it makes an instance of the class.  The first call
+    pays for the import (tens of milliseconds, once per process).
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.__name__ = path.rpartition(":")[2]
         self._class: Any = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -632,7 +635,8 @@ class Config:
         if isinstance(self.loop, str) and ":" not in self.loop:
             self.loop = resolve_loop(self.loop)
         self.http_protocol_class = self._load_protocol("--http", self.http, HTTP_PROTOCOLS, resolve_http)
-        self.ws_protocol_class = self._load_protocol("--ws", self.ws, WS_PROTOCOLS, resolve_ws)
+        # Imported with the first WebSocket connection.
+        self.ws_protocol_class = self._load_protocol("--ws", self.ws, WS_PROTOCOLS, resolve_ws, lazy=True)
         self.lifespan_class = _load_attr(LIFESPAN[self.lifespan])
         self._load_http2()
 
@@ -677,14 +681,16 @@ class Config:
 
     @staticmethod
     def _load_protocol(
-        option: str, setting: Any, known: dict[str, Any], resolve: Callable[[str], str]
+        option: str, setting: Any, known: dict[str, Any], resolve: Callable[[str], str], lazy: bool = False
     ) -> type[asyncio.Protocol] | None:
         if not isinstance(setting, str):
             return setting  # type: ignore[no-any-return]  # a class passed from Python
         if ":" in setting:
             return _load_custom(option, setting)  # type: ignore[no-any-return]
         path = known[resolve(setting)]
-        return _load_attr(path) if path else None
+        if not path:
+            return None
+        return LazyClass(path) if lazy else _load_attr(path)  # type: ignore[return-value]
 
     def _ensure_app_dir_on_path(self) -> None:
         if self.app_dir is not None and self.app_dir not in sys.path:
