@@ -33,7 +33,6 @@
 #include <string.h>
 
 static PyObject *status_lines;  /* dict[int, bytes] */
-static PyObject *head_class;    /* ResponseHead */
 static PyObject *reference;     /* the pure-Python build_response_head */
 
 enum { FRAMING_NONE = 0, FRAMING_LENGTH = 1, FRAMING_CHUNKED = 2, FRAMING_CLOSE = 3 };
@@ -194,8 +193,7 @@ static PyObject *build_response_head(PyObject *self, PyObject *const *args, Py_s
         Py_DECREF(cl_obj);
         return NULL;
     }
-    PyObject *call_args[4] = {data, fr, cl_obj, keep_alive ? Py_True : Py_False};
-    PyObject *result = PyObject_Vectorcall(head_class, call_args, 4, NULL);
+    PyObject *result = PyTuple_Pack(4, data, fr, cl_obj, keep_alive ? Py_True : Py_False);
     Py_DECREF(data);
     Py_DECREF(fr);
     Py_DECREF(cl_obj);
@@ -658,10 +656,9 @@ static PyObject *setup_hpack(PyObject *self, PyObject *args) {
 }
 
 static PyObject *setup(PyObject *self, PyObject *args) {
-    PyObject *lines, *cls, *ref;
-    if (!PyArg_ParseTuple(args, "O!OO:setup", &PyDict_Type, &lines, &cls, &ref)) return NULL;
+    PyObject *lines, *ref;
+    if (!PyArg_ParseTuple(args, "O!O:setup", &PyDict_Type, &lines, &ref)) return NULL;
     Py_XSETREF(status_lines, Py_NewRef(lines));
-    Py_XSETREF(head_class, Py_NewRef(cls));
     Py_XSETREF(reference, Py_NewRef(ref));
     Py_RETURN_NONE;
 }
@@ -683,7 +680,7 @@ static PyMethodDef methods[] = {
      "setup_h2_fields(connection_specific, response_headers): the objects response_fields shares with the pure path."},
     {"setup_hpack", setup_hpack, METH_VARARGS,
      "setup_hpack(encode_headers, static_names, static_status): the objects encode_headers shares with the pure path."},
-    {"setup", setup, METH_VARARGS, "setup(status_lines, ResponseHead, reference): the objects shared with the pure path."},
+    {"setup", setup, METH_VARARGS, "setup(status_lines, reference): the objects shared with the pure path."},
     {NULL, NULL, 0, NULL},
 };
 

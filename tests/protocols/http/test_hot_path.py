@@ -78,7 +78,7 @@ def outcome(build: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         head = build(*args)
     except Exception as exc:
         return ("error", type(exc), str(exc))
-    return ("head", head.data, head.framing, head.content_length, head.keep_alive)
+    return ("head", *head)
 
 
 @pytest.mark.skipif(speedups is None, reason="the compiled hot path is not built here (or SQUALL_NO_EXTENSIONS=1)")

@@ -59,6 +59,7 @@ from squall.protocols.http.h1_reader import H1Reader
 from squall.protocols.http.h1_request import (
     SWITCH_H2C,
     SWITCH_NONE,
+    PLAIN_REQUEST,
     SWITCH_WEBSOCKET,
     BadRequest,
     RequestHead,
@@ -330,7 +331,7 @@ class H1Connection(Connection):
         reader found the head to be HTTP/1.1 with one Host and no field that
         `check_request_head` acts on (so it would only return the defaults).
         """
-        info = RequestInfo() if plain else check_request_head(method, target, http_version, headers, self.limits.body)
+        info = PLAIN_REQUEST if plain else check_request_head(method, target, http_version, headers, self.limits.body)
         if info.switch is not SWITCH_NONE:
             if info.switch == SWITCH_WEBSOCKET:
                 if self.ws_protocol_class is not None:
@@ -346,13 +347,13 @@ class H1Connection(Connection):
 
         path, raw_path, query = split_target(target, self.root_path)
         scope = self.base_scope(method.decode("ascii"), http_version, path, raw_path, query, headers)
-        stream = ASGIStream(scope, self, more_body=info.has_body, expect_100=info.expect_100)
+        stream = ASGIStream(scope, self, info.has_body, info.expect_100)
         stream.wire = info.keep_alive
         stream.trailers_allowed = info.te_trailers
         self.server_state.total_requests += 1
         self.requests_served += 1
         self.parsing = stream if info.has_body else None
-        app = self.choose_app()
+        app = self.app if self.limit_concurrency is None else self.choose_app()
         if self.active is None:
             self._activate(stream, app)
         else:
@@ -560,7 +561,7 @@ class H1Connection(Connection):
         if state.draining and not self.pipeline:
             keep_alive = False  # a draining server ends each connection after the responses owed
         try:
-            head = build_response_head(
+            head, framing, content_length, keep_alive = build_response_head(
                 message["status"],
                 message.get("headers", ()),
                 state.default_headers,
@@ -575,10 +576,10 @@ class H1Connection(Connection):
         except RuntimeError:
             self._keep_alive = False
             raise
-        self._keep_alive = head.keep_alive
-        self._framing = head.framing
-        self._remaining = head.content_length or 0
-        self._pending_head = head.data
+        self._keep_alive = keep_alive
+        self._framing = framing
+        self._remaining = content_length or 0
+        self._pending_head = head
 
     def stream_send_body(self, stream: ASGIStream, body: bytes, more_body: bool) -> None:
         framing = self._framing

@@ -67,20 +67,16 @@ class H1Reader:
         """
         raise NotImplementedError
 
+    def resume(self) -> None:
+        """Parse what was held back, as far as the connection now allows."""
+        if self._buffer and self.state is HEAD:
+            self.feed(b"")
+
     def feed(self, data: bytes) -> None:
         """Parse `data`, calling back the connection; hold back what may not be parsed yet."""
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""
-        self._read(data)
-
-    def resume(self) -> None:
-        """Parse what was held back, as far as the connection now allows."""
-        if self._buffer and self.state is HEAD:
-            data, self._buffer = self._buffer, b""
-            self._read(data)
-
-    def _read(self, data: bytes) -> None:
         conn = self.conn
         pos = 0
         end = len(data)

@@ -199,6 +199,11 @@ class RequestInfo:
         self.h2_settings: bytes | None = None
 
 
+# What check_request_head returns for a plain head (HTTP/1.1, one Host, no
+# field it acts on): shared by every such request, never modified.
+PLAIN_REQUEST = RequestInfo()
+
+
 def check_request_head(
     method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]], max_body: int | None
 ) -> RequestInfo:

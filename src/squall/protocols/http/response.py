@@ -43,16 +43,11 @@ _CONNECTION = b"connection"
 _FRAMING_OR_DEFAULT = frozenset((_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, b"server", b"date"))
 
 
-class ResponseHead:
-    """What the body writer needs to know about the head that was built."""
-
-    __slots__ = ("data", "framing", "content_length", "keep_alive")
-
-    def __init__(self, data: bytes, framing: int, content_length: int | None, keep_alive: bool) -> None:
-        self.data = data
-        self.framing = framing
-        self.content_length = content_length
-        self.keep_alive = keep_alive
+# What the body writer needs to know about the head that was built: its
+# bytes, framing (FRAMING_*), Content-Length (or None) and whether the
+# connection stays open.  A plain tuple, which the compiled builder makes
+# without calling back into Python.
+ResponseHead = tuple[bytes, int, "int | None", bool]
 
 
 def check_header(name: bytes, value: bytes) -> None:
@@ -134,7 +129,7 @@ def build_response_head(
 
     lines[1] = _without(default_headers, overridden) if overridden else default_headers
     lines.append(b"\r\n")
-    return ResponseHead(b"".join(lines), framing, content_length, keep_alive)
+    return b"".join(lines), framing, content_length, keep_alive
 
 
 def _without(default_headers: bytes, names: list[bytes]) -> bytes:
@@ -169,5 +164,5 @@ def simple_response(
 # replaces it when the extension is built and not disabled.
 pure_build_response_head = build_response_head
 if speedups is not None:
-    speedups.setup(STATUS_LINES, ResponseHead, pure_build_response_head)
+    speedups.setup(STATUS_LINES, pure_build_response_head)
     build_response_head = speedups.build_response_head  # noqa: F811

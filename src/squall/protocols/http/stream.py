@@ -172,7 +172,7 @@ class ASGIStream:
     )
 
     def __init__(
-        self, scope: dict[str, Any], host: StreamHost, *, more_body: bool, expect_100: bool = False, stream_id: int = 0
+        self, scope: dict[str, Any], host: StreamHost, more_body: bool, expect_100: bool = False, stream_id: int = 0
     ) -> None:
         self.scope = scope
         self.host = host
@@ -429,7 +429,8 @@ class ASGIStream:
             self._complete()
 
     def _complete(self) -> None:
-        self._wake()  # a task waiting in receive() now gets http.disconnect
+        if self._waiter is not None:
+            self._wake()  # a task waiting in receive() now gets http.disconnect
         self.host.stream_complete(self)
 
     async def wait_writable(self) -> None:

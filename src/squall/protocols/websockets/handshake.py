@@ -213,7 +213,7 @@ def accept_response(
         (b"sec-websocket-accept", accept_key(request.key)),
         *accept_headers(subprotocol, extensions, app_headers),
     ]
-    return build_response_head(101, headers, default_headers, default_header_names, True, True, False).data
+    return build_response_head(101, headers, default_headers, default_header_names, True, True, False)[0]
 
 
 def http_response(
@@ -235,13 +235,15 @@ def http_response(
     framed = any(isinstance(name, bytes) and name.lower() in _FRAMING_HEADERS for name, _ in headers)
     if not framed and status != 204 and status != 304:
         headers.append((b"content-length", b"%d" % len(body)))
-    head = build_response_head(status, headers, default_headers, default_header_names, True, False, False)
-    if head.framing == FRAMING_NONE:  # 204, 304
-        return head.data
-    if head.framing == FRAMING_CHUNKED:  # the app asked for it
-        return head.data + (b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n")
-    if head.content_length != len(body):
+    data, framing, content_length, _ = build_response_head(
+        status, headers, default_headers, default_header_names, True, False, False
+    )
+    if framing == FRAMING_NONE:  # 204, 304
+        return data
+    if framing == FRAMING_CHUNKED:  # the app asked for it
+        return data + (b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n")
+    if content_length != len(body):
         raise RuntimeError(
-            f"The WebSocket denial response has Content-Length {head.content_length}, but a {len(body)} byte body."
+            f"The WebSocket denial response has Content-Length {content_length}, but a {len(body)} byte body."
         )
-    return head.data + body
+    return data + body
