@@ -209,14 +209,15 @@ static PyObject *method_objects[N_FAST_METHODS];
 static PyObject *version_11, *version_10;
 
 /* What makes a head not "plain" for check_request_head: a field whose name
- * is one of these (lowercase) changes framing or the connection. */
+ * is one of these (lowercase) changes framing or the connection.  (A single
+ * Content-Length of up to 18 digits is read here instead.) */
 static int is_special_name(const char *n, Py_ssize_t len) {
     switch (len) {
     case 2: return memcmp(n, "te", 2) == 0;
     case 6: return memcmp(n, "expect", 6) == 0;
     case 7: return memcmp(n, "upgrade", 7) == 0;
     case 10: return memcmp(n, "connection", 10) == 0;
-    case 14: return memcmp(n, "content-length", 14) == 0 || memcmp(n, "http2-settings", 14) == 0;
+    case 14: return memcmp(n, "http2-settings", 14) == 0;
     case 17: return memcmp(n, "transfer-encoding", 17) == 0;
     }
     return 0;
@@ -226,9 +227,10 @@ static int is_special_name(const char *n, Py_ssize_t len) {
  *   -> (method, target, http_version, headers, plain) or None
  *
  * `head` is a complete head, CRLF CRLF included; the limits are those of
- * RequestLimits (0: no limit on fields or field size).  `plain` is True
- * when check_request_head would find nothing to act on: HTTP/1.1, exactly
- * one Host, and no other field it looks at. */
+ * RequestLimits (0: no limit on fields or field size).  `plain` is the
+ * body's length (0 without a Content-Length) when all check_request_head
+ * would find to act on is at most one valid Content-Length: HTTP/1.1,
+ * exactly one Host, and no other field it looks at; else -1. */
 static PyObject *parse_request_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5 || !PyBytes_CheckExact(args[0])) {
         PyErr_SetString(PyExc_TypeError, "parse_request_head(head: bytes, request_line_size, head_size, fields, field_size)");
@@ -279,7 +281,8 @@ static PyObject *parse_request_head(PyObject *self, PyObject *const *args, Py_ss
     /* The field lines: name ":" SP* value SP* CRLF; then the empty line. */
     PyObject *headers = PyList_New(0);
     if (headers == NULL) return NULL;
-    int hosts = 0, special = 0;
+    int hosts = 0, special = 0, lengths = 0;
+    long long content_length = 0;
     Py_ssize_t count = 0;
     for (;;) {
         if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
@@ -311,6 +314,17 @@ static PyObject *parse_request_head(PyObject *self, PyObject *const *args, Py_ss
         PyObject *value_obj;
         if (nlen == 4 && memcmp(n, "host", 4) == 0) {
             hosts++;
+            value_obj = PyBytes_FromStringAndSize((const char *)value, vlen);
+        } else if (nlen == 14 && memcmp(n, "content-length", 14) == 0) {
+            /* One, of digits only, short enough not to overflow; anything else
+             * (refused or not) is left to check_request_head. */
+            if (lengths++ || vlen < 1 || vlen > 18) special = 1;
+            for (Py_ssize_t i = 0; i < vlen && !special; i++) {
+                if (value[i] < '0' || value[i] > '9')
+                    special = 1;
+                else
+                    content_length = content_length * 10 + (value[i] - '0');
+            }
             value_obj = PyBytes_FromStringAndSize((const char *)value, vlen);
         } else if (is_special_name(n, nlen)) {
             special = 1;
@@ -344,8 +358,13 @@ static PyObject *parse_request_head(PyObject *self, PyObject *const *args, Py_ss
 
     PyObject *target_obj = PyBytes_FromStringAndSize((const char *)target, tlen);
     if (target_obj == NULL) goto error;
-    PyObject *plain = http_11 && hosts == 1 && !special ? Py_True : Py_False;
+    PyObject *plain = PyLong_FromLongLong(http_11 && hosts == 1 && !special ? content_length : -1);
+    if (plain == NULL) {
+        Py_DECREF(target_obj);
+        goto error;
+    }
     PyObject *result = PyTuple_Pack(5, method, target_obj, version, headers, plain);
+    Py_DECREF(plain);
     Py_DECREF(target_obj);
     Py_DECREF(headers);
     return result;

@@ -59,13 +59,13 @@ from squall.protocols.http.h1_reader import H1Reader
 from squall.protocols.http.h1_request import (
     SWITCH_H2C,
     SWITCH_NONE,
-    PLAIN_REQUEST,
     SWITCH_WEBSOCKET,
     BadRequest,
     RequestHead,
     RequestInfo,
     RequestLimits,
     check_request_head,
+    plain_request,
     split_target,
 )
 
@@ -320,18 +320,23 @@ class H1Connection(Connection):
         return self.parsing is not None or len(self.pipeline) < MAX_PIPELINE
 
     def on_head(
-        self, method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]], plain: bool = False
+        self, method: bytes, target: bytes, http_version: str, headers: list[tuple[bytes, bytes]], plain: int = -1
     ) -> RequestInfo:
         """A request head was parsed: start or queue its stream.
 
         Returns what the head says about its body and the connection.  When
         its `switch` is set, the connection switches protocols: the reader
         must then stop and pass what follows the head to `on_switch`.
-        Raises BadRequest for a request that cannot be served.  `plain`: the
-        reader found the head to be HTTP/1.1 with one Host and no field that
-        `check_request_head` acts on (so it would only return the defaults).
+        Raises BadRequest for a request that cannot be served.  `plain` (not
+        -1): the reader found the head to be HTTP/1.1 with one Host and no
+        field that `check_request_head` acts on but a valid Content-Length of
+        `plain` bytes (0 without one), so it would only return `plain_request`.
         """
-        info = PLAIN_REQUEST if plain else check_request_head(method, target, http_version, headers, self.limits.body)
+        limit = self.limits.body
+        if plain < 0 or (limit is not None and plain > limit):
+            info = check_request_head(method, target, http_version, headers, limit)
+        else:
+            info = plain_request(plain)
         if info.switch is not SWITCH_NONE:
             if info.switch == SWITCH_WEBSOCKET:
                 if self.ws_protocol_class is not None:

@@ -41,9 +41,10 @@ class H1Reader:
 
     # The compiled reader of common heads (squall._speedups.parse_request_head),
     # for a parser that gives way to it: it returns what `check_head_bytes`
-    # then `parse_head` would, and whether `check_request_head` would find
-    # nothing to act on (`plain`); or None, and the head takes the pure path.
-    fast_parse: Callable[[bytes, int, int, int, int], tuple[bytes, bytes, str, list[tuple[bytes, bytes]], bool] | None] | None
+    # then `parse_head` would, and `plain`: when `check_request_head` would
+    # find nothing to act on but a valid Content-Length, the body's length (0
+    # without one), else -1; or None, and the head takes the pure path.
+    fast_parse: Callable[[bytes, int, int, int, int], tuple[bytes, bytes, str, list[tuple[bytes, bytes]], int] | None] | None
     fast_parse = None
 
     def __init__(self, conn: H1Connection) -> None:
@@ -141,7 +142,7 @@ class H1Reader:
         if parsed is None:
             check_head_bytes(head, limits)
             method, target, http_version, headers = self.parse_head(head)
-            plain = False
+            plain = -1
         else:
             method, target, http_version, headers, plain = parsed
         info = self.conn.on_head(method, target, http_version, headers, plain)

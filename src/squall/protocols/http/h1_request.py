@@ -201,7 +201,17 @@ class RequestInfo:
 
 # What check_request_head returns for a plain head (HTTP/1.1, one Host, no
 # field it acts on): shared by every such request, never modified.
-PLAIN_REQUEST = RequestInfo()
+_PLAIN_REQUEST = RequestInfo()
+
+
+def plain_request(content_length: int) -> RequestInfo:
+    """What check_request_head returns for a plain head with a valid Content-Length (0: none)."""
+    if not content_length:
+        return _PLAIN_REQUEST
+    info = RequestInfo()
+    info.has_body = True
+    info.content_length = content_length
+    return info
 
 
 def check_request_head(
