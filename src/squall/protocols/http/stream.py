@@ -355,8 +355,16 @@ class ASGIStream:
             self.bytes_sent += len(body)
             if not more_body:
                 self._body_sent()
+        elif self.state is START and kind == "http.response.start":
+            self.host.stream_start_response(self, message)  # raises for an invalid message
+            self.status = message["status"]
+            self.response_headers = message.get("headers")
+            self.trailers = bool(message.get("trailers", False))
+            self.state = BODY
+            # Answered before the app asked for the body: no 100 Continue any more.
+            self.expect_100 = False
         elif self.state is START:
-            self._send_at_start(kind, message)
+            self._send_early_hint(kind, message)
         elif self.state is BODY:
             if kind == "http.response.pathsend" or kind == "http.response.zerocopysend":
                 await self._send_file(kind, message)
@@ -374,16 +382,8 @@ class ASGIStream:
         else:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} sent after the response already completed.")
 
-    def _send_at_start(self, kind: str, message: dict[str, Any]) -> None:
-        if kind == "http.response.start":
-            self.host.stream_start_response(self, message)  # raises for an invalid message
-            self.status = message["status"]
-            self.response_headers = message.get("headers")
-            self.trailers = bool(message.get("trailers", False))
-            self.state = BODY
-            # Answered before the app asked for the body: no 100 Continue any more.
-            self.expect_100 = False
-        elif kind == "http.response.early_hint":
+    def _send_early_hint(self, kind: str, message: dict[str, Any]) -> None:
+        if kind == "http.response.early_hint":
             links = message.get("links", ())
             if not all(isinstance(link, bytes) for link in links):
                 raise RuntimeError("'http.response.early_hint' links must be byte strings.")
