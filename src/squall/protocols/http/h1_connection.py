@@ -43,6 +43,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
+from asyncio.selector_events import _SelectorSocketTransport
 from collections import deque
 from http import HTTPStatus
 from typing import IO, TYPE_CHECKING, Any
@@ -109,6 +111,9 @@ LINGER_BYTES = 1 << 20
 
 # Body chunks from this size on are written beside the head, not copied behind it.
 LARGE_BODY = 16384
+# asyncio's plain TCP transport copies what `writelines` is given before
+# Python 3.12 (see H1Connection._write_direct).
+_COPYING_WRITELINES = sys.version_info < (3, 12)
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -157,6 +162,8 @@ class H1Connection(Connection):
         self._keep_alive = True
         self._trailers: list[tuple[bytes, bytes]] = []
         self._native_sendfile = False
+        # The socket's descriptor, for big writes made directly (see _write_large).
+        self._direct_fd: int | None = None
         # The switch `on_head` asked for, until the parser calls `on_switch`.
         self._switch_kind = SWITCH_NONE
         self._switch_head: RequestHead | None = None
@@ -169,6 +176,8 @@ class H1Connection(Connection):
         self._native_sendfile = (
             self.scheme == "http" and hasattr(os, "sendfile") and isinstance(self.loop, asyncio.BaseEventLoop)
         )
+        if _COPYING_WRITELINES and isinstance(transport, _SelectorSocketTransport) and hasattr(os, "writev"):
+            self._direct_fd = transport.get_extra_info("socket").fileno()
         if self.h2_protocol_class is not None and self.scheme == "https":
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
@@ -630,7 +639,31 @@ class H1Connection(Connection):
                 parts = (head, *parts)
             if self._unsent:
                 parts = (self.take_unsent(), *parts)
-            self.transport.writelines(parts)
+            if self._direct_fd is not None and not self.transport.get_write_buffer_size():
+                parts = self._write_direct(self._direct_fd, parts)
+            if parts:
+                self.transport.writelines(parts)
+
+    @staticmethod
+    def _write_direct(fd: int, parts: tuple[bytes, ...]) -> tuple[memoryview | bytes, ...]:
+        """Write what the socket takes now, without a copy; return the rest, for the transport.
+
+        asyncio's own transport (before Python 3.12) joins the parts into one
+        copy, then copies what the socket did not take into its buffer, and
+        moves the rest of that buffer down after every send: a 1 MiB body is
+        copied several times over.  Called only while the transport holds
+        nothing, so the order of the bytes is kept; an error is left for the
+        transport to meet and report as it would.
+        """
+        try:
+            sent = os.writev(fd, parts)
+        except OSError:
+            return parts
+        for index, part in enumerate(parts):
+            if sent < len(part):
+                return (memoryview(part)[sent:], *parts[index + 1 :])
+            sent -= len(part)
+        return ()
 
     async def stream_send_file(
         self, stream: ASGIStream, file: IO[bytes] | int, offset: int, count: int, more_body: bool
