@@ -311,10 +311,9 @@ static PyObject *parse_request_head(PyObject *self, PyObject *const *args, Py_ss
             n[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
         }
         Py_ssize_t vlen = value_end - value;
-        PyObject *value_obj;
+        int lowercase_value = 0;
         if (nlen == 4 && memcmp(n, "host", 4) == 0) {
             hosts++;
-            value_obj = PyBytes_FromStringAndSize((const char *)value, vlen);
         } else if (nlen == 14 && memcmp(n, "content-length", 14) == 0) {
             /* One, of digits only, short enough not to overflow; anything else
              * (refused or not) is left to check_request_head. */
@@ -325,18 +324,16 @@ static PyObject *parse_request_head(PyObject *self, PyObject *const *args, Py_ss
                 else
                     content_length = content_length * 10 + (value[i] - '0');
             }
-            value_obj = PyBytes_FromStringAndSize((const char *)value, vlen);
         } else if (is_special_name(n, nlen)) {
             special = 1;
-            value_obj = PyBytes_FromStringAndSize((const char *)value, vlen);
-            if (value_obj != NULL && nlen == 17) {
-                /* Transfer-Encoding's value is compared lowercase, as h11 gives it. */
-                char *v = PyBytes_AS_STRING(value_obj);
-                for (Py_ssize_t i = 0; i < vlen; i++)
-                    if (v[i] >= 'A' && v[i] <= 'Z') v[i] = (char)(v[i] + 32);
-            }
-        } else {
-            value_obj = PyBytes_FromStringAndSize((const char *)value, vlen);
+            /* Transfer-Encoding's value is compared lowercase, as h11 gives it. */
+            lowercase_value = nlen == 17;
+        }
+        PyObject *value_obj = PyBytes_FromStringAndSize((const char *)value, vlen);
+        if (value_obj != NULL && lowercase_value) {
+            char *v = PyBytes_AS_STRING(value_obj);
+            for (Py_ssize_t i = 0; i < vlen; i++)
+                if (v[i] >= 'A' && v[i] <= 'Z') v[i] = (char)(v[i] + 32);
         }
         if (value_obj == NULL) {
             Py_DECREF(name_obj);
