@@ -8,7 +8,9 @@ port and URL.  `SquallProcess` runs the `squall` command itself.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -278,3 +280,69 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = START_TIM
             return
         time.sleep(0.02)
     raise TimeoutError(f"Nothing answered on {host}:{port}")
+
+
+# Where the code that reads requests off the wire lives: an app must never
+# run with one of these below it on the stack.
+_WIRE_LAYER_FILES = ("h1_reader.py", "h1_body.py", "frames.py", "h2_wire.py")
+
+
+def how_the_app_runs() -> dict[str, bool]:
+    """Called by an app before it first waits: how the server started it.
+
+    `task`: it runs in an asyncio Task (anyio and the like need one);
+    `eager`: it was started directly by the connection's `data_received`
+    (asyncio's eager tasks, Python 3.12+), not in a later loop turn;
+    `under_parser`: a wire layer's frame is below it on the stack.
+    """
+    frame = sys._getframe(1)
+    eager = under_parser = False
+    while frame is not None:
+        filename = os.path.basename(frame.f_code.co_filename)
+        if frame.f_code.co_name == "data_received" and "squall" in frame.f_code.co_filename:
+            eager = True
+        if filename in _WIRE_LAYER_FILES and "squall" in frame.f_code.co_filename:
+            under_parser = True
+        frame = frame.f_back
+    return {"task": isinstance(asyncio.current_task(), asyncio.Task), "eager": eager, "under_parser": under_parser}
+
+
+async def probe_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with `how_the_app_runs()`, seen before its first wait."""
+    if scope["type"] == "lifespan":
+        await lifespan_with_a_task_factory(receive, send)
+        return
+    seen: dict[str, Any] = how_the_app_runs()
+    if scope["path"] == "/anyio":
+        import anyio
+
+        with anyio.CancelScope():
+            seen["thread"] = await anyio.to_thread.run_sync(lambda: 7)
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    seen["body"] = len(body)
+    response = json.dumps(seen).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(response))]})
+    await send({"type": "http.response.body", "body": response})
+
+
+# Tasks the app's own task factory made (see lifespan_with_a_task_factory).
+factory_tasks: list[asyncio.Task[Any]] = []
+
+
+async def lifespan_with_a_task_factory(receive: Any, send: Any) -> None:
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        factory_tasks.append(task)
+        return task
+
+    await receive()
+    asyncio.get_running_loop().set_task_factory(factory)
+    await send({"type": "lifespan.startup.complete"})
+    await receive()
+    asyncio.get_running_loop().set_task_factory(None)
+    await send({"type": "lifespan.shutdown.complete"})

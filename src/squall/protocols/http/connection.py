@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,10 @@ CLOSE_GRACE = 1.0
 # loop turn: one system call rather than one per chunk.  Past this many
 # bytes they go out at once, so what is held stays small.
 COALESCE_LIMIT = 65536
+
+# asyncio.Task(..., eager_start=True): the task's first step runs at once,
+# with the task current; one that ends there is never scheduled.
+EAGER_TASKS = sys.version_info >= (3, 12)
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 ASGI2_VERSION = {"version": "2.0", "spec_version": "2.4"}
@@ -111,6 +116,9 @@ class Connection(asyncio.Protocol, StreamHost):
         self.write_buffered = 0
         # The context request tasks are copies of, and reading resumes in.
         self.context: contextvars.Context = None  # type: ignore[assignment]
+        # Start each app's task eagerly (asyncio's own eager tasks, Python
+        # 3.12+), unless the loop has a task factory of its own to honour.
+        self.eager_start = EAGER_TASKS and self.loop.get_task_factory() is None
         # What `write_later` holds for the end of the loop turn, and its size.
         self._unsent: list[bytes] = []
         self._unsent_size = 0
@@ -212,23 +220,31 @@ class Connection(asyncio.Protocol, StreamHost):
     def start_stream(self, stream: ASGIStream, app: Any) -> None:
         """Run the app for `stream` in a task of its own.
 
-        Called only from the transport's callbacks or from callbacks
-        scheduled in `self.context`, never from an app's task: the task's
-        context is then a fresh copy of the connection's (or, with
-        `--reset-contextvars`, an empty one).
+        Called only from the transport's callbacks, once the input they got
+        is parsed, or from callbacks scheduled in `self.context`; never from
+        an app's task nor from inside a parser: the task's context is then a
+        fresh copy of the connection's (or, with `--reset-contextvars`, an
+        empty one), and an app started eagerly runs to its first wait with
+        no parser below it on the stack.
         """
         if self.write_paused:
             stream.block()
         if self.access_log:
             stream.started = time.perf_counter()
-        if self.reset_contextvars:
-            task = contextvars.Context().run(self.loop.create_task, stream.run(app))
+        context = contextvars.Context() if self.reset_contextvars else None
+        if self.eager_start:
+            # The app runs now, until it first waits: a request it answers
+            # without waiting never costs a loop turn (Python 3.12+).
+            task = asyncio.Task(stream.run(app), loop=self.loop, context=context, eager_start=True)
+        elif context is not None:
+            task = context.run(self.loop.create_task, stream.run(app))
         else:
             task = self.loop.create_task(stream.run(app))
-        # Taken out of the set by `stream_finished`, at the end of the task's
-        # own run: a done callback would cost a loop turn per request.
         stream.task = task
-        self.server_state.tasks.add(task)
+        if not task.done():
+            # Taken out of the set by `stream_finished`, at the end of the
+            # task's own run: a done callback would cost a loop turn per request.
+            self.server_state.tasks.add(task)
         if self.metrics is not None:
             self.metrics.request_started(stream, task)
 

@@ -112,7 +112,9 @@ LINGER_BYTES = 1 << 20
 # Body chunks from this size on are written beside the head, not copied behind it.
 LARGE_BODY = 16384
 # asyncio's plain TCP transport copies what `writelines` is given before
-# Python 3.12 (see H1Connection._write_direct).
+# Python 3.12 (see H1Connection._write_direct); from 3.12 on it no longer
+# copies, but its `writelines` never tells the protocol to pause writing
+# (3.12.1, 3.13.0): parts go through `write`, which does.
 _COPYING_WRITELINES = sys.version_info < (3, 12)
 
 CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -144,6 +146,8 @@ class H1Connection(Connection):
         # The request being answered, and those read after it.
         self.active: ASGIStream | None = None
         self.pipeline: deque[tuple[ASGIStream, Any]] = deque()
+        # The active request and its app, while the input that brought it is parsed.
+        self._starting: tuple[ASGIStream, Any] | None = None
         # The request whose body the parser is reading.
         self.parsing: ASGIStream | None = None
         # Malformed input read while earlier requests were still being
@@ -164,6 +168,8 @@ class H1Connection(Connection):
         self._native_sendfile = False
         # The socket's descriptor, for big writes made directly (see _write_large).
         self._direct_fd: int | None = None
+        # Whether the transport's `writelines` pauses writing as `write` does.
+        self._writelines = True
         # The switch `on_head` asked for, until the parser calls `on_switch`.
         self._switch_kind = SWITCH_NONE
         self._switch_head: RequestHead | None = None
@@ -176,8 +182,11 @@ class H1Connection(Connection):
         self._native_sendfile = (
             self.scheme == "http" and hasattr(os, "sendfile") and isinstance(self.loop, asyncio.BaseEventLoop)
         )
-        if _COPYING_WRITELINES and isinstance(transport, _SelectorSocketTransport) and hasattr(os, "writev"):
-            self._direct_fd = transport.get_extra_info("socket").fileno()
+        if isinstance(transport, _SelectorSocketTransport):
+            if not _COPYING_WRITELINES:
+                self._writelines = False
+            elif hasattr(os, "writev"):
+                self._direct_fd = transport.get_extra_info("socket").fileno()
         if self.h2_protocol_class is not None and self.scheme == "https":
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
@@ -213,6 +222,10 @@ class H1Connection(Connection):
             self.pending_switch[2].extend(data)
             return
         self.reader.feed(data)
+        starting = self._starting
+        if starting is not None:
+            self._starting = None
+            self.start_stream(*starting)
 
     def eof_received(self) -> bool | None:
         if self.state is LINGER:
@@ -369,7 +382,9 @@ class H1Connection(Connection):
         self.parsing = stream if info.has_body else None
         app = self.app if self.limit_concurrency is None else self.choose_app()
         if self.active is None:
-            self._activate(stream, app)
+            self._activate(stream)
+            # Its app starts once the input at hand is parsed (data_received).
+            self._starting = (stream, app)
         else:
             # Pipelined: answered in order, after the current response.
             self.pipeline.append((stream, app))
@@ -436,12 +451,11 @@ class H1Connection(Connection):
 
     # -- the requests in turn ------------------------------------------------------------
 
-    def _activate(self, stream: ASGIStream, app: Any) -> None:
+    def _activate(self, stream: ASGIStream) -> None:
         self.active = stream
         self.state = ACTIVE
         self._pending_head = None
         self._trailers = []
-        self.start_stream(stream, app)
 
     def _next(self) -> None:
         """After a response, in the connection's context: the next request, or idle."""
@@ -450,9 +464,12 @@ class H1Connection(Connection):
         self.active = None
         if self.pipeline:
             stream, app = self.pipeline.popleft()
-            self._activate(stream, app)
+            self._activate(stream)
+            # What was held back is parsed first (requests queue behind this
+            # one), then its app starts.
             self.read_gate.resume(PAUSE_PIPELINE)
             self.reader.resume()
+            self.start_stream(stream, app)
             return
         if self.pending_error is not None:
             self._send_error_and_linger(*self.pending_error)
@@ -641,7 +658,10 @@ class H1Connection(Connection):
                 parts = (self.take_unsent(), *parts)
             if self._direct_fd is not None and not self.transport.get_write_buffer_size():
                 parts = self._write_direct(self._direct_fd, parts)
-            if parts:
+            if not self._writelines:
+                for part in parts:
+                    self.transport.write(part)
+            elif parts:
                 self.transport.writelines(parts)
 
     @staticmethod

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import IO, TYPE_CHECKING, Any
 
 from squall.protocols.http.connection import Connection
@@ -122,6 +123,8 @@ class H2Connection(Connection, H2Events):
         self.settings: H2Settings = config.h2_settings
         self.wire = config.h2_wire_class(self, self.settings)
         self.streams: dict[int, ASGIStream] = {}
+        # Streams opened by the input at hand, and their apps: started once it is parsed.
+        self._starting: deque[tuple[ASGIStream, Any]] = deque()
         # WebSockets over HTTP/2 (RFC 8441), each a stream carrying a WebSocket protocol.
         self.tunnels: dict[int, StreamTransport] = {}
         # Set by the HTTP/1.1 connection for an `Upgrade: h2c` request.
@@ -195,7 +198,9 @@ class H2Connection(Connection, H2Events):
             self._end_all()
             self.flush()
             self.close_transport()
+            self._start_waiting()  # their apps see http.disconnect
             return
+        self._start_waiting()
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -416,7 +421,13 @@ class H2Connection(Connection, H2Events):
         self.open_count += 1
         self.running += 1
         self.server_state.total_requests += 1
-        self.start_stream(stream, self.choose_app())
+        # Its app starts once the input at hand is parsed (`_start_waiting`).
+        self._starting.append((stream, self.choose_app()))
+
+    def _start_waiting(self) -> None:
+        starting = self._starting
+        while starting:
+            self.start_stream(*starting.popleft())
 
     def _serve_upgraded(self, head: RequestHead, now: float) -> None:
         """Stream 1: the HTTP/1.1 request that asked for h2c, already complete."""
@@ -431,6 +442,8 @@ class H2Connection(Connection, H2Events):
         stream = ASGIStream(scope, self, more_body=False, stream_id=1)
         self._start(stream, now)
         stream.wire.client_done = True
+        # Called from inside the HTTP/1.1 parser that read the upgrade: its app starts outside it.
+        self.call_soon_in_context(self._start_waiting)
 
     def on_data(self, stream_id: int, data: bytes, flow_controlled_length: int) -> None:
         stream = self.streams.get(stream_id)
