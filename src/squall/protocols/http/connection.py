@@ -220,28 +220,28 @@ class Connection(asyncio.Protocol, StreamHost):
     def start_stream(self, stream: ASGIStream, app: Any) -> None:
         """Run the app for `stream` in a task of its own.
 
-        Called only from the transport's callbacks, once the input they got
-        is parsed, or from callbacks scheduled in `self.context`; never from
-        an app's task nor from inside a parser: the task's context is then a
-        fresh copy of the connection's (or, with `--reset-contextvars`, an
-        empty one), and an app started eagerly runs to its first wait with
-        no parser below it on the stack.
+        Called only from the transport's callbacks or from callbacks
+        scheduled in `self.context`, never from an app's task: the task's
+        context is then a fresh copy of the connection's (or, with
+        `--reset-contextvars`, an empty one).  With `eager_start` the app
+        runs at once, so it is called only once the input at hand is
+        parsed: no parser is ever below an app on the stack.
         """
         if self.write_paused:
             stream.block()
         if self.access_log:
             stream.started = time.perf_counter()
-        context = contextvars.Context() if self.reset_contextvars else None
         if self.eager_start:
             # The app runs now, until it first waits: a request it answers
             # without waiting never costs a loop turn (Python 3.12+).
+            context = contextvars.Context() if self.reset_contextvars else None
             task = asyncio.Task(stream.run(app), loop=self.loop, context=context, eager_start=True)
-        elif context is not None:
-            task = context.run(self.loop.create_task, stream.run(app))
+        elif self.reset_contextvars:
+            task = contextvars.Context().run(self.loop.create_task, stream.run(app))
         else:
             task = self.loop.create_task(stream.run(app))
         stream.task = task
-        if not task.done():
+        if not (self.eager_start and task.done()):
             # Taken out of the set by `stream_finished`, at the end of the
             # task's own run: a done callback would cost a loop turn per request.
             self.server_state.tasks.add(task)

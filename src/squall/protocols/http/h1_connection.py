@@ -383,8 +383,11 @@ class H1Connection(Connection):
         app = self.app if self.limit_concurrency is None else self.choose_app()
         if self.active is None:
             self._activate(stream)
-            # Its app starts once the input at hand is parsed (data_received).
-            self._starting = (stream, app)
+            if self.eager_start:
+                # Its app would run at once: it starts once the input at hand is parsed (data_received).
+                self._starting = (stream, app)
+            else:
+                self.start_stream(stream, app)
         else:
             # Pipelined: answered in order, after the current response.
             self.pipeline.append((stream, app))
