@@ -23,8 +23,9 @@ PY  := $(VENV)/bin/python
 PIP := $(PY) -m pip --quiet --disable-pip-version-check
 
 # command:debian-package pairs; a package is installed only if its command is missing.
-TEST_TOOLS  := wrk:wrk h2load:nghttp2-client nginx:nginx chromium:chromium
+TEST_TOOLS  := wrk:wrk h2load:nghttp2-client nginx:nginx chromium:chromium valgrind:valgrind
 BENCH_TOOLS := h2load:nghttp2-client
+INSTRUCTION_TOOLS := h2load:nghttp2-client valgrind:valgrind
 
 # Installs the Debian packages of missing commands, with one `apt-get update`,
 # when we are root and have apt-get. Otherwise, or if apt fails, it only warns:
@@ -48,7 +49,7 @@ else \
 fi
 endef
 
-.PHONY: help run test test-autobahn test-tools test-all bench bench-quick fuzz clean
+.PHONY: help run test test-autobahn test-tools test-all bench bench-quick bench-instructions fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -81,7 +82,7 @@ test-autobahn: $(PY) ## Every Autobahn case (1-10, 12, 13) against every --ws im
 	@echo "=== again with every frame read and written by the libraries (SQUALL_NO_EXTENSIONS=1)"
 	SQUALL_NO_EXTENSIONS=1 $(PY) -m pytest tests/protocols/websockets/test_autobahn.py $(PYTEST_ARGS)
 
-test-tools: ## Install wrk, h2load, nginx, chromium (apt, root only) and Autobahn, if missing
+test-tools: ## Install wrk, h2load, nginx, chromium, valgrind (apt, root only) and Autobahn, if missing
 	@$(call ensure_tools,$(TEST_TOOLS))
 	@if [ -x tests/autobahn/install.sh ]; then \
 	  tests/autobahn/install.sh || echo "warning: tests/autobahn/install.sh failed; the Autobahn tests will skip" >&2; \
@@ -118,6 +119,11 @@ bench-quick: $(PY) ## The same benchmark, one round of each scenario (BENCH_ARGS
 	@$(call ensure_tools,$(BENCH_TOOLS))
 	$(PIP) install -e '.[bench]'
 	$(PY) bench/run.py --rounds 1 $(BENCH_ARGS)
+
+bench-instructions: $(PY) ## Instructions per request under valgrind, the deterministic figure (~10 min; BENCH_ARGS)
+	@$(call ensure_tools,$(INSTRUCTION_TOOLS))
+	$(PIP) install -e '.[bench]'
+	$(PY) bench/instructions.py $(BENCH_ARGS)
 
 # Each harness of tests/fuzz runs for FUZZ_SECONDS under atheris, from its
 # seed corpus; what it learns goes to .fuzz/ (not committed), what breaks

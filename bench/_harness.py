@@ -136,9 +136,11 @@ class Server:
         *,
         cpu: int | None = None,
         startup_timeout: float = 30.0,
+        env: tuple[tuple[str, str], ...] = (),
     ):
         self.name = name
         self.command = command
+        self.env = {**os.environ, **dict(env)}
         self.port = port
         self.cpu = cpu
         self.startup_timeout = startup_timeout
@@ -160,6 +162,7 @@ class Server:
         self.process = subprocess.Popen(
             self.command,
             cwd=BENCH_DIR,
+            env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

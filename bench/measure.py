@@ -55,7 +55,7 @@ def measure(scenario: Scenario, spec: ServerSpec, round_: int, settings: Setting
     )
     count = scenario.scaled(settings.scale)
     try:
-        with Server(spec.name, spec.command(launch), port, cpu=settings.server_cpu) as server:
+        with Server(spec.name, spec.command(launch), port, cpu=settings.server_cpu, env=spec.env) as server:
             if scenario.workers:
                 server.wait_until_idle()
             figures = RUNNERS[scenario.kind](scenario, server, count, settings)
@@ -65,16 +65,21 @@ def measure(scenario: Scenario, spec: ServerSpec, round_: int, settings: Setting
     return Measurement(scenario.name, spec.name, round_, **figures)
 
 
-def _http(scenario: Scenario, server: Server, count: int, settings: Settings) -> dict:
-    options = dict(
+def h2load_options(scenario: Scenario, cpu: int | None, timeout: float) -> dict:
+    """The `loads.h2load` arguments that put `scenario`'s load on a server."""
+    return dict(
         connections=scenario.connections,
         streams=scenario.streams,
         http1=scenario.kind == "http1",
         upload=scenario.upload,
         body_size=scenario.body_size,
-        cpu=settings.client_cpu,
-        timeout=settings.timeout,
+        cpu=cpu,
+        timeout=timeout,
     )
+
+
+def _http(scenario: Scenario, server: Server, count: int, settings: Settings) -> dict:
+    options = h2load_options(scenario, settings.client_cpu, settings.timeout)
     url = server.url(scenario.path)
     try:
         h2load(url, requests=max(count // 10, scenario.connections), **options)

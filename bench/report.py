@@ -233,7 +233,8 @@ def _servers_section() -> list[str]:
     lines = []
     for spec in SERVERS.values():
         command = spec.command(Launch(port=8000))
-        shown = " ".join(["python", *command[1:]]).replace(str(BENCH_DIR), "bench")
+        shown = " ".join([*(f"{name}={value}" for name, value in spec.env), "python", *command[1:]])
+        shown = shown.replace(str(BENCH_DIR), "bench")
         lines.append(f"- **{spec.title}**: `{shown}`")
     return lines
 

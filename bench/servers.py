@@ -34,6 +34,7 @@ class ServerSpec:
     build: Callable[[Launch], list[str]]
     workers: bool = True  # has a --workers option
     keep_alive: bool = False  # has an idle keep-alive timeout option
+    env: tuple[tuple[str, str], ...] = ()  # added to the server's environment
 
     def command(self, launch: Launch) -> list[str]:
         if launch.workers is not None and not self.workers:
@@ -120,6 +121,7 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "squall-pure", "Squall (h11, asyncio)", "squall",
             _uvicorn_like("squall", "h11", "asyncio"), keep_alive=True,
+            env=(("SQUALL_NO_EXTENSIONS", "1"),),  # no compiled code at all
         ),
         ServerSpec(
             "uvicorn", "Uvicorn", "uvicorn",

@@ -5,6 +5,7 @@ to `make bench`, never to the test suite."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -82,3 +83,24 @@ def test_every_scenario_gives_figures_for_squall_and_uvicorn(tmp_path: Path) -> 
         assert f"### {scenario['title']}\n" in page
     chart = (tmp_path / "benchmarks.png").read_bytes()
     assert chart.startswith(b"\x89PNG\r\n\x1a\n") and len(chart) > 10_000
+
+
+@pytest.mark.timeout(300)
+def test_instruction_counts_come_out_for_squall_and_uvicorn() -> None:
+    """`make bench-instructions` (bench/instructions.py) with a tiny count: a figure for each server, none judged."""
+    for tool, package in (("valgrind", "valgrind"), ("h2load", "nghttp2-client")):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian package {package}; `make test-tools` installs it)")
+    result = subprocess.run(
+        [
+            sys.executable, str(BENCH / "instructions.py"), "--servers", ",".join(SERVERS),
+            "--scenarios", "hello", "--count", "200",
+        ],
+        capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    row = re.search(r"^\| Plaintext hello \| ([\d,]+) \(x([\d.]+)\) \| ([\d,]+) \(x1\.00\) \|$", result.stdout, re.MULTILINE)
+    assert row is not None, result.stdout
+    squall, ratio, uvicorn = int(row[1].replace(",", "")), float(row[2]), int(row[3].replace(",", ""))
+    assert squall > 1000 and uvicorn > 1000
+    assert ratio == pytest.approx(squall / uvicorn, abs=0.006)
