@@ -1,16 +1,31 @@
-"""Builds Squall's optional compiled hot path (src/squall/_speedups.c).
+"""Builds Squall's optional compiled hot path.
 
-Everything else is declared in pyproject.toml.  The extension is optional:
-without a working C compiler the build says so and installs the pure-Python
-package, which behaves identically.
+Two parts, both optional: src/squall/_speedups.c (hand-written C: request
+heads, response heads, WebSocket frames), and the request path's classes
+(`ASGIStream`, `Connection`, `H1Connection`, `H1Reader`), compiled by Cython
+from their own .py files with the attribute declarations of the .pxd files
+beside them.  The .py files are the pure-Python path, used when a part
+could not be built or SQUALL_NO_EXTENSIONS=1 (see squall/_compiled.py).
+
+Everything else is declared in pyproject.toml.  Without a working C
+compiler (or without Cython) the build says so and installs the
+pure-Python package, which behaves identically.
 """
+
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+# The modules Cython compiles: each .py with a .pxd beside it (squall/_compiled.py
+# lists them too, for SQUALL_NO_EXTENSIONS=1; a test checks the two agree).
+CYTHON_MODULES = sorted(
+    str(pxd.relative_to("src").with_suffix("")).replace("/", ".") for pxd in Path("src/squall").rglob("*.pxd")
+)
+
 
 class OptionalBuildExt(build_ext):
-    """Skips the extension, with a warning, when it cannot be compiled."""
+    """Skips an extension, with a warning, when it cannot be compiled."""
 
     def run(self) -> None:
         try:
@@ -25,7 +40,24 @@ class OptionalBuildExt(build_ext):
             self.warn(f"squall: could not compile {ext.name} ({exc}); using pure Python")
 
 
+def compiled_classes() -> list[Extension]:
+    """The Cython extensions, or none (with a warning) when Cython cannot make them."""
+    modules = [Extension(name, ["src/" + name.replace(".", "/") + ".py"], optional=True) for name in CYTHON_MODULES]
+    try:
+        from Cython.Build import cythonize
+
+        return cythonize(
+            modules,
+            build_dir="build/cython",
+            compiler_directives={"language_level": "3"},
+            quiet=True,
+        )
+    except Exception as exc:  # Cython missing, or it refused a module
+        print(f"squall: not compiling the request path's classes ({exc}); using pure Python")
+        return []
+
+
 setup(
-    ext_modules=[Extension("squall._speedups", ["src/squall/_speedups.c"], optional=True)],
+    ext_modules=[Extension("squall._speedups", ["src/squall/_speedups.c"], optional=True), *compiled_classes()],
     cmdclass={"build_ext": OptionalBuildExt},
 )

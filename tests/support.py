@@ -284,27 +284,32 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = START_TIM
 
 # Where the code that reads requests off the wire lives: an app must never
 # run with one of these below it on the stack.
-_WIRE_LAYER_FILES = ("h1_reader.py", "h1_body.py", "frames.py", "h2_wire.py")
+# The wire layers' modules.  Compiled modules (squall._compiled.COMPILED_MODULES,
+# h1_reader.py among them) leave no frame on the stack: on the compiled path
+# the check sees the Python parsers below them (h11, llhttp's callbacks, HTTP/2),
+# on the pure-Python path (SQUALL_NO_EXTENSIONS=1, make test's second run) all.
+_WIRE_LAYER_FILES = ("h1_reader.py", "h1_body.py", "httptools_impl.py", "h11_impl.py", "frames.py", "h2_wire.py")
 
 
 def how_the_app_runs() -> dict[str, bool]:
     """Called by an app before it first waits: how the server started it.
 
     `task`: it runs in an asyncio Task (anyio and the like need one);
-    `eager`: it was started directly by the connection's `data_received`
-    (asyncio's eager tasks, Python 3.12+), not in a later loop turn;
+    `eager`: its task was started eagerly (asyncio's eager tasks, Python
+    3.12+): the app runs from the callback that started it, not in a later
+    loop turn;
     `under_parser`: a wire layer's frame is below it on the stack.
     """
+    task = asyncio.current_task()
+    eager = task in getattr(asyncio.tasks, "_eager_tasks", ())
+    under_parser = False
     frame = sys._getframe(1)
-    eager = under_parser = False
     while frame is not None:
         filename = os.path.basename(frame.f_code.co_filename)
-        if frame.f_code.co_name == "data_received" and "squall" in frame.f_code.co_filename:
-            eager = True
         if filename in _WIRE_LAYER_FILES and "squall" in frame.f_code.co_filename:
             under_parser = True
         frame = frame.f_back
-    return {"task": isinstance(asyncio.current_task(), asyncio.Task), "eager": eager, "under_parser": under_parser}
+    return {"task": isinstance(task, asyncio.Task), "eager": eager, "under_parser": under_parser}
 
 
 async def probe_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -330,14 +335,15 @@ async def probe_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": response})
 
 
-# Tasks the app's own task factory made (see lifespan_with_a_task_factory).
-factory_tasks: list[asyncio.Task[Any]] = []
+# What the app's own task factory made tasks of: the coroutines' qualified names,
+# read as each task is made (a compiled coroutine forgets its name once done).
+factory_tasks: list[str] = []
 
 
 async def lifespan_with_a_task_factory(receive: Any, send: Any) -> None:
     def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
         task = asyncio.Task(coro, loop=loop, **kwargs)
-        factory_tasks.append(task)
+        factory_tasks.append(coro.__qualname__)
         return task
 
     await receive()

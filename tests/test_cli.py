@@ -75,10 +75,11 @@ def test_version() -> None:
 def test_version_names_the_hot_path() -> None:
     from squall import _compiled
 
-    built = _compiled.speedups is not None
+    built = _compiled.speedups is not None and _compiled.CLASSES_COMPILED
     default = run_squall("--version")
     assert default.returncode == 0
-    assert ("(compiled hot path)" if built else "(pure Python)") in default.stdout, default.stdout
+    assert f"({_compiled.HOT_PATH})" in default.stdout, default.stdout
+    assert ("(compiled hot path)" in default.stdout) == built, default.stdout
     forced = run_squall("--version", env={"SQUALL_NO_EXTENSIONS": "1"})
     assert forced.returncode == 0
     assert "(pure Python)" in forced.stdout, forced.stdout

@@ -70,7 +70,14 @@ async def service_unavailable(scope: dict[str, Any], receive: Any, send: Any) ->
     await send({"type": "http.response.body", "body": body})
 
 
-class Connection(asyncio.Protocol, StreamHost):
+class Connection:
+    """The part of an `asyncio.Protocol` every HTTP version shares, and the `StreamHost`'s.
+
+    Neither is a base class here: the class may be compiled (Cython, with
+    `connection.pxd`), and a compiled class cannot derive from a Python one.
+    The concrete connections add `asyncio.Protocol` (an empty-slotted class).
+    """
+
     def __init__(
         self,
         config: Config,

@@ -9,6 +9,8 @@ response too, so each head is given to a fresh `h11.Connection`.
 
 from __future__ import annotations
 
+import asyncio
+
 import h11
 
 from squall.protocols.http.h1_connection import H1Connection
@@ -41,7 +43,7 @@ def _check_one_content_length(head: bytes) -> None:
         raise BadRequest("More than one Content-Length value.")
 
 
-class H11Protocol(H1Connection):
+class H11Protocol(H1Connection, asyncio.Protocol):
     """`--http h11`: an HTTP/1.1 connection read by h11."""
 
     reader_class = H11Reader

@@ -123,7 +123,8 @@ SWITCH_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupg
 
 
 class H1Connection(Connection):
-    reader_class: type[H1Reader]
+    # The parser's framing class (type[H1Reader]), set by each `--http` implementation.
+    reader_class = None
 
     def __init__(
         self,

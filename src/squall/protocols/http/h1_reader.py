@@ -19,7 +19,7 @@ connection may not take another request yet, the rest of the input is held
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from squall.protocols.http.h1_body import DONE, ChunkedDecoder
 from squall.protocols.http.h1_request import BadRequest, check_head_bytes, check_unfinished_head
@@ -44,7 +44,8 @@ class H1Reader:
     # then `parse_head` would, and `plain`: when `check_request_head` would
     # find nothing to act on but a valid Content-Length, the body's length (0
     # without one), else -1; or None, and the head takes the pure path.
-    fast_parse: Callable[[bytes, int, int, int, int], tuple[bytes, bytes, str, list[tuple[bytes, bytes]], int] | None] | None
+    # Callable[[bytes, int, int, int, int], tuple[bytes, bytes, str, list[tuple[bytes, bytes]], int] | None] | None
+    # (not annotated in the class body: a compiled class cannot have one).
     fast_parse = None
 
     def __init__(self, conn: H1Connection) -> None:

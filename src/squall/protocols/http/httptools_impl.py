@@ -10,6 +10,8 @@ one it does not keep the connection for, a fresh parser takes the next.
 
 from __future__ import annotations
 
+import asyncio
+
 import httptools
 
 from squall._compiled import speedups
@@ -75,7 +77,7 @@ class HttpToolsReader(H1Reader):
         self._message_done = True
 
 
-class HttpToolsProtocol(H1Connection):
+class HttpToolsProtocol(H1Connection, asyncio.Protocol):
     """`--http httptools`: an HTTP/1.1 connection read by llhttp."""
 
     reader_class = HttpToolsReader

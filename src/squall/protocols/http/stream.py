@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from squall.protocols.http.sendfile import file_span
 
@@ -82,7 +82,7 @@ def _raised_on_disconnect(exc: BaseException) -> bool:
     return False
 
 
-class StreamHost:
+class StreamHost(Protocol):
     """What a stream needs of its connection; HTTP/1.1 and HTTP/2 each implement it.
 
     Every method is called from the app's task (inside `send` or `receive`)

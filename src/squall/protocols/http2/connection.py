@@ -111,7 +111,7 @@ class H2StreamState:
         self.last_data = 0.0
 
 
-class H2Connection(Connection, H2Events):
+class H2Connection(Connection, H2Events, asyncio.Protocol):
     def __init__(
         self,
         config: Config,
