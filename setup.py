@@ -41,20 +41,27 @@ class OptionalBuildExt(build_ext):
 
 
 def compiled_classes() -> list[Extension]:
-    """The Cython extensions, or none (with a warning) when Cython cannot make them."""
-    modules = [Extension(name, ["src/" + name.replace(".", "/") + ".py"], optional=True) for name in CYTHON_MODULES]
+    """The Cython extensions; a module Cython cannot make is left out, with a warning."""
     try:
         from Cython.Build import cythonize
-
-        return cythonize(
-            modules,
-            build_dir="build/cython",
-            compiler_directives={"language_level": "3"},
-            quiet=True,
-        )
-    except Exception as exc:  # Cython missing, or it refused a module
+    except ImportError as exc:
         print(f"squall: not compiling the request path's classes ({exc}); using pure Python")
         return []
+    extensions = []
+    for name in CYTHON_MODULES:
+        source = "src/" + name.replace(".", "/") + ".py"
+        try:
+            extensions += cythonize(
+                [Extension(name, [source], optional=True)],
+                build_dir="build/cython",
+                # Annotations stay documentation: typed by them, a compiled function would
+                # refuse what the Python one accepts (a bytearray where `bytes` is written).
+                compiler_directives={"language_level": "3", "annotation_typing": False},
+                quiet=True,
+            )
+        except Exception as exc:  # Cython refused the module
+            print(f"squall: not compiling {name} ({exc}); using its pure-Python class")
+    return extensions
 
 
 setup(

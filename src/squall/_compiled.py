@@ -22,9 +22,11 @@ from types import ModuleType
 # Compiled by Cython from the .py file of the same name (each has a .pxd beside it).
 COMPILED_MODULES = frozenset(
     {
+        "squall.middleware.proxy_headers",
         "squall.protocols.http.connection",
         "squall.protocols.http.h1_connection",
         "squall.protocols.http.h1_reader",
+        "squall.protocols.http.h1_request",
         "squall.protocols.http.stream",
     }
 )

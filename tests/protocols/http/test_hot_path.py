@@ -33,6 +33,7 @@ from squall.protocols.http.h1_request import (
     pure_split_target,
 )
 from squall.protocols.http.h11_impl import H11Reader
+from squall.protocols.http.h1_connection import H1Connection
 from squall.protocols.http.httptools_impl import HttpToolsReader
 from squall.protocols.http.response import pure_build_response_head
 from squall.protocols.http2.frames import pure_encode_headers
@@ -123,8 +124,11 @@ BODY_LENGTHS = [b"0", b"12", b"4096", b"007", b"9" * 18, b"9" * 19, b"", b"1 2",
 LIMIT_SETS = [(8190, 65536, 100, 8190), (8190, 65536, 0, 0), (40, 256, 3, 40), (12, 64, 1, 20), (8190, 65536, 2, 1)]
 
 
-class _Conn:
-    def __init__(self, limits: RequestLimits) -> None:
+class _Conn(H1Connection):
+    """Just what a reader's head parsing reads of its connection (a compiled
+    reader accepts only an H1Connection)."""
+
+    def __init__(self, limits: RequestLimits) -> None:  # noqa: super-init-not-called
         self.limits = limits
 
 

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from squall.access_log import AccessEntry, log_access
 from squall.protocols.http.flow_control import PAUSE_WRITE, ReadGate
-from squall.protocols.http.stream import ASGIStream, StreamHost
 from squall.protocols.utils import get_local_addr, get_remote_addr, is_ssl, tls_extension
 
 if TYPE_CHECKING:
     from squall.config import Config
+    # Annotations only: the compiled stream module imports this one (its `host`).
+    from squall.protocols.http.stream import ASGIStream
     from squall.server import ServerState
 
 logger = logging.getLogger("squall.error")
@@ -254,6 +255,22 @@ class Connection:
             self.server_state.tasks.add(task)
         if self.metrics is not None:
             self.metrics.request_started(stream, task)
+
+    # -- the StreamHost calls a stream makes for each response (stream.py) -------------
+    # Declared here, not only in the subclasses, so that a compiled stream
+    # calls them directly (connection.pxd); each subclass writes its protocol.
+
+    def stream_start_response(self, stream: ASGIStream, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def stream_send_body(self, stream: ASGIStream, body: bytes, more_body: bool) -> None:
+        raise NotImplementedError
+
+    def stream_complete(self, stream: ASGIStream) -> None:
+        raise NotImplementedError
+
+    def stream_body_consumed(self, stream: ASGIStream, size: int) -> None:
+        raise NotImplementedError
 
     def stream_finished(self, stream: ASGIStream) -> None:
         """The app's call for `stream` returned (or raised); subclasses add their protocol's part."""

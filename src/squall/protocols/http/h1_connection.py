@@ -226,7 +226,8 @@ class H1Connection(Connection):
         starting = self._starting
         if starting is not None:
             self._starting = None
-            self.start_stream(*starting)
+            stream, app = starting
+            self.start_stream(stream, app)
 
     def eof_received(self) -> bool | None:
         if self.state is LINGER:
