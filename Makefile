@@ -15,8 +15,9 @@ TEST_PYTHONS  ?= 3.10 3.11 3.12 3.13
 FUZZ_SECONDS  ?= 60
 # Tests mostly wait on sockets and subprocesses: two pytest workers halve the wall time.
 PYTEST_JOBS   ?= -n 2
-# Where the compiled hot path is used (HTTP/1.1 and HTTP/2 heads, plain WebSocket frames): run again without it.
-PURE_PATH_SUITES ?= tests/protocols/http tests/protocols/http2 tests/protocols/websockets/test_ws_handshake.py tests/protocols/websockets/test_ws_connection_header.py tests/protocols/websockets/test_ws_messages.py
+# Where the compiled hot path is used (HTTP/1.1 and HTTP/2 heads, plain WebSocket frames, the
+# request path's classes compiled by Cython, proxy headers): run again without it.
+PURE_PATH_SUITES ?= tests/protocols/http tests/protocols/http2 tests/middleware tests/test_compiled_classes.py tests/protocols/websockets/test_ws_handshake.py tests/protocols/websockets/test_ws_connection_header.py tests/protocols/websockets/test_ws_messages.py
 FUZZ_TARGETS  ?= http1 websocket http2
 
 PY  := $(VENV)/bin/python

@@ -15,7 +15,7 @@ cdef class Connection:
     cdef public ProxyHeaders proxy_rewriter
     cdef public object transport, read_gate, client, server, scheme, extensions, context
     cdef public object closed_at, write_paused_at, write_buffered, _unsent, _unsent_size
-    cdef public bint access_log, reset_contextvars, proxy_trusted, closing, write_paused, eager_start
+    cdef public object access_log, reset_contextvars, proxy_trusted, closing, write_paused, eager_start
 
     cpdef start_stream(self, ASGIStream stream, app)
     cpdef stream_finished(self, ASGIStream stream)
@@ -23,6 +23,6 @@ cdef class Connection:
     cpdef write(self, data)
     cpdef write_later(self, data)
     cpdef stream_start_response(self, ASGIStream stream, message)
-    cpdef stream_send_body(self, ASGIStream stream, body, bint more_body)
+    cpdef stream_send_body(self, ASGIStream stream, body, more_body)
     cpdef stream_complete(self, ASGIStream stream)
     cpdef stream_body_consumed(self, ASGIStream stream, size)

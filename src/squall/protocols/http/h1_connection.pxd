@@ -14,7 +14,7 @@ cdef class H1Connection(Connection):
     cdef public object state, since, last_read, requests_served, active, pipeline, _starting, parsing
     cdef public object pending_error, pending_switch, _preface, _linger_budget, _pending_head
     cdef public object _framing, _remaining, _trailers, _direct_fd, _switch_kind, _switch_head
-    cdef public bint _keep_alive, _native_sendfile, _writelines
+    cdef public object _keep_alive, _native_sendfile, _writelines
 
     cpdef may_parse(self)
     @cython.locals(info=RequestInfo, stream=ASGIStream)
@@ -22,6 +22,6 @@ cdef class H1Connection(Connection):
     cpdef _activate(self, ASGIStream stream)
     cpdef _become_idle(self)
     cpdef stream_start_response(self, ASGIStream stream, message)
-    cpdef stream_send_body(self, ASGIStream stream, body, bint more_body)
+    cpdef stream_send_body(self, ASGIStream stream, body, more_body)
     cpdef stream_complete(self, ASGIStream stream)
     cpdef stream_body_consumed(self, ASGIStream stream, size)

@@ -11,7 +11,7 @@ cdef class H1Reader:
     cdef public H1Connection conn
     cdef public RequestLimits limits
     cdef public object state, _buffer, _remaining, _decoder
-    cdef public bint _keep_alive, _is_head
+    cdef public object _keep_alive, _is_head
 
     @cython.locals(info=RequestInfo, limits=RequestLimits)
     cpdef _on_head(self, head)

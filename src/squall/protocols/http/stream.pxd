@@ -15,10 +15,10 @@ cdef class ASGIStream:
     cdef public object scope, stream_id, state, status, bytes_sent
     cdef public Connection host
     cdef public object response_headers, started, wire, task, request_trailers
-    cdef public bint is_head, trailers, trailers_allowed, expect_100, disconnected, blocked
+    cdef public object is_head, trailers, trailers_allowed, expect_100, disconnected, blocked
     # request body
     cdef public object _body, buffered, _waiter, _unblocked
-    cdef public bint more_body, _delivered, waiting
+    cdef public object more_body, _delivered, waiting
 
     cpdef _body_sent(self)
     cpdef _complete(self)
