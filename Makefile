@@ -80,7 +80,7 @@ test-autobahn: $(PY) ## Every Autobahn case (1-10, 12, 13) against every --ws im
 	$(PIP) install -e '.[test]'
 	@$(MAKE) --no-print-directory test-tools
 	$(PY) -m pytest tests/protocols/websockets/test_autobahn.py $(PYTEST_ARGS)
-	@echo "=== again with every frame read and written by the libraries (SQUALL_NO_EXTENSIONS=1)"
+	@echo "=== again on the pure-Python path (SQUALL_NO_EXTENSIONS=1)"
 	SQUALL_NO_EXTENSIONS=1 $(PY) -m pytest tests/protocols/websockets/test_autobahn.py $(PYTEST_ARGS)
 
 test-tools: ## Install wrk, h2load, nginx, chromium, valgrind (apt, root only) and Autobahn, if missing

@@ -1,7 +1,8 @@
 """Fixtures for the WebSocket tests: the root `serve` fixture, per `--ws` implementation.
 
-A test that takes `ws_serve` runs once per WebSocket implementation and per
-HTTP implementation, on one event loop; the core tests add
+A test that takes `ws_serve` runs once per WebSocket implementation (and
+once more for `--ws websockets` reading every frame through the library) and
+per HTTP implementation, on one event loop; the core tests add
 `@pytest.mark.parametrize("loop_impl", LOOP_IMPLS)` to run on both loops.
 """
 
@@ -12,8 +13,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from ws_helpers import LIBRARY_FRAMES
 
-WS_IMPLS = ["websockets", "websockets-sansio", "wsproto"]
+# `--ws websockets-sansio` is `--ws websockets` under another name (the unit
+# tests check that); its place here is taken by `--ws websockets` with every
+# frame left to the library.
+WS_IMPLS = [
+    pytest.param("websockets", id="websockets"),
+    pytest.param(LIBRARY_FRAMES, id="websockets-library"),
+    pytest.param("wsproto", id="wsproto"),
+]
 
 
 @pytest.fixture(params=WS_IMPLS)

@@ -5,7 +5,10 @@
 - `WsprotoClient` is a wsproto client over a plain socket, which lets a test
   see every event (pings included) and leave pings unanswered;
 - `Recorder` carries what an app saw, from the server's thread to the test's;
-- `echo_app` is the app most tests talk to.
+- `echo_app` is the app most tests talk to;
+- `LibraryFramesProtocol` (`--ws ws_helpers:LibraryFramesProtocol`, or
+  `LIBRARY_FRAMES`) is `--ws websockets` with every frame left to the
+  library, the fallback its plain-frame reader must match.
 """
 
 from __future__ import annotations
@@ -34,7 +37,16 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import FrameProtocol
 
+from squall.protocols.websockets.websockets_impl import WebSocketsProtocol
+
 TIMEOUT = 5.0
+
+
+class LibraryFramesProtocol(WebSocketsProtocol):
+    plain_frames = False
+
+
+LIBRARY_FRAMES = "ws_helpers:LibraryFramesProtocol"
 
 
 
