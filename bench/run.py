@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from _harness import BENCH_DIR, pinning_cpus, raise_fd_limit
+from _harness import BENCH_DIR, compile_bytecode, pinning_cpus, raise_fd_limit
 from measure import Measurement, Settings, measure
 from report import print_tables, write_chart, write_page
 from results import environment, summarise
@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> dict:
         timeout=args.timeout,
     )
     raise_fd_limit()  # this process holds the idle connections
+    compile_bytecode()
     pinning = f"servers on CPU {cpus[0]}, load on CPU {cpus[1]}" if cpus else "not pinned"
     print(
         f"{env['python']} on {env['cpu']}, {env['cpu_count']} CPUs, "

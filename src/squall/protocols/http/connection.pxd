@@ -14,6 +14,7 @@ cdef class Connection:
     cdef public object access_format, asgi_version, metrics
     cdef public ProxyHeaders proxy_rewriter
     cdef public object transport, read_gate, client, server, scheme, extensions, context
+    cdef public dict scope_template
     cdef public object closed_at, write_paused_at, write_buffered, _unsent, _unsent_size
     cdef public object access_log, reset_contextvars, proxy_trusted, closing, write_paused, eager_start
 

@@ -130,6 +130,8 @@ class Connection:
         # What `write_later` holds for the end of the loop turn, and its size.
         self._unsent: list[bytes] = []
         self._unsent_size = 0
+        # Made again once the addresses and the scheme are known (connection_made).
+        self.scope_template = self._scope_template()
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -147,7 +149,27 @@ class Connection:
             tls = tls_extension(transport)
             if tls is not None:
                 self.extensions = {**HTTP_EXTENSIONS, "tls": tls}
+        self.scope_template = self._scope_template()
         self.server_state.connections.add(self)
+
+    def _scope_template(self) -> dict[str, Any]:
+        """The keys of an HTTP scope that are the same for every request of this connection."""
+        return {
+            "type": "http",
+            "asgi": self.asgi_version,
+            "http_version": None,
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": None,
+            "root_path": self.root_path,
+            "path": None,
+            "raw_path": None,
+            "query_string": None,
+            "headers": None,
+            "state": None,
+            "extensions": None,
+        }
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
@@ -283,22 +305,17 @@ class Connection:
     def base_scope(
         self, method: str, http_version: str, path: str, raw_path: bytes, query: bytes, headers: list[tuple[bytes, bytes]]
     ) -> dict[str, Any]:
-        scope = {
-            "type": "http",
-            "asgi": self.asgi_version,
-            "http_version": http_version,
-            "server": self.server,
-            "client": self.client,
-            "scheme": self.scheme,
-            "method": method,
-            "root_path": self.root_path,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "headers": headers,
-            "state": self.app_state.copy(),
-            "extensions": self.extensions.copy(),
-        }
+        # A copy of the connection's own keys, then the request's: cheaper than
+        # building the 14 keys anew (the order of the keys stays the same).
+        scope: dict[str, Any] = self.scope_template.copy()
+        scope["http_version"] = http_version
+        scope["method"] = method
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query
+        scope["headers"] = headers
+        scope["state"] = self.app_state.copy()
+        scope["extensions"] = self.extensions.copy()
         if self.proxy_trusted:
             self.proxy_rewriter.apply(scope)  # type: ignore[union-attr]
         return scope
