@@ -49,7 +49,6 @@ class LibraryFramesProtocol(WebSocketsProtocol):
 LIBRARY_FRAMES = "ws_helpers:LibraryFramesProtocol"
 
 
-
 def client_frame(data: str | bytes) -> bytes:
     """One masked data frame, as a client sends it, outside any connection's state."""
     return bytes(FrameProtocol(client=True, extensions=[]).send_data(data))
