@@ -176,6 +176,10 @@ class Server:
         return f"http://{HOST}:{self.port}{path}"
 
     def __enter__(self) -> Server:
+        return self.start()
+
+    def start(self) -> Server:
+        """Start the server and wait until it answers (stopping it if it never does)."""
         self.process = subprocess.Popen(
             self.command,
             cwd=BENCH_DIR,

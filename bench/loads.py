@@ -28,19 +28,11 @@ def _seconds(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]]
 
 
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """The value below which `fraction` of the values lie (nearest rank)."""
-    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
-
-
 @dataclass
 class Load:
     requests: int
     seconds: float
-    rate: float  # requests per second, h2load's figure
-    p50_ms: float
-    p99_ms: float
+    latencies_ms: list[float]  # one per request, in the order h2load logged them
 
 
 def h2load(
@@ -76,7 +68,7 @@ def h2load(
             data.write_bytes(b"u" * upload)
             command += ["--data", str(data)]
         output = run_tool([*command, url], cpu=cpu, timeout=timeout).stdout
-        finished = re.search(r"finished in ([\d.]+\w+), ([\d.]+) req/s", output)
+        finished = re.search(r"finished in ([\d.]+\w+), [\d.]+ req/s", output)
         counts = re.search(
             r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, "
             r"(\d+) failed, (\d+) errored, (\d+) timeout",
@@ -89,16 +81,10 @@ def h2load(
         check_responses(counts, status, traffic, body_size, http1)
         total = int(counts[1])
         # Columns: start time (µs since the epoch), status, duration (µs).
-        durations = sorted(int(line.split("\t")[2]) / 1e3 for line in log.read_text().splitlines())
+        durations = [int(line.split("\t")[2]) / 1e3 for line in log.read_text().splitlines()]
     if len(durations) != total:
         raise ServerError(f"h2load logged {len(durations)} of {total} requests")
-    return Load(
-        requests=total,
-        seconds=_seconds(finished[1]),
-        rate=float(finished[2]),
-        p50_ms=percentile(durations, 0.50),
-        p99_ms=percentile(durations, 0.99),
-    )
+    return Load(requests=total, seconds=_seconds(finished[1]), latencies_ms=durations)
 
 
 def check_responses(

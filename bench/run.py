@@ -6,12 +6,14 @@ rounds, then a table on the console and docs/benchmarks.md, .png and .json.
     python bench/run.py --servers squall,uvicorn --scenarios hello,json --output /tmp/b
     python bench/run.py --from-json docs/benchmarks.json   # only re-render page and chart
 
-Each measurement starts a fresh server process pinned to one CPU, warms it
-up, drives a fixed count of requests (or messages, or connections) from a
-load generator pinned to the other CPU, and reads the server's CPU time and
-memory from /proc. A round measures every server in every scenario; the
-order of the servers rotates from one round to the next, and each figure is
-the median over the rounds. See docs/benchmarks.md.
+Each round of a scenario starts a fresh process of each server, all pinned
+to one CPU, warms each up, then drives a fixed count of requests (or
+messages, or connections) at each from a load generator pinned to the
+other CPU, in parts, the servers taking turns (measure.py says why), and
+reads each server's CPU time and memory from /proc. A round measures every
+server in every scenario; the order of the servers rotates from one round
+to the next, and each figure is the median over the rounds. See
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -137,8 +139,8 @@ def run(args: argparse.Namespace) -> dict:
             if not servers:
                 continue
             shift = (round_ - 1) % len(servers)  # no server always goes first
-            for server in servers[shift:] + servers[:shift]:
-                m = measure(scenario, SERVERS[server], round_, settings)
+            specs = [SERVERS[server] for server in servers[shift:] + servers[:shift]]
+            for m in measure(scenario, specs, round_, settings):
                 print(_progress(m, round_, args.rounds), flush=True)
                 measurements.append(m)
     env["elapsed_seconds"] = time.monotonic() - started
