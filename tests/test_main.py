@@ -119,6 +119,10 @@ import squall
 
 received = []
 
+# Python's own SIGINT handler, as in a program started from a terminal (one
+# started as a shell's background job inherits SIGINT ignored, and keeps it).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def on_sigterm(sig, frame):
     received.append("SIGTERM")
