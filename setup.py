@@ -4,8 +4,9 @@ Two parts, both optional: src/squall/_speedups.c (hand-written C: request
 heads, response heads, WebSocket frames), and the request path's classes
 (the stream, the connections, the reader, the request-head records, the
 proxy-header rewriter), compiled by Cython from their own .py files with
-the declarations of the .pxd files beside them.  The .py files are the pure-Python path, used when a part
-could not be built or SQUALL_NO_EXTENSIONS=1 (see squall/_compiled.py).
+the declarations of the .pxd files beside them.  The .py files are the
+pure-Python path, used when a part could not be built or
+SQUALL_NO_EXTENSIONS=1 (see squall/_compiled.py).
 
 Everything else is declared in pyproject.toml.  Without a working C
 compiler (or without Cython) the build says so and installs the
