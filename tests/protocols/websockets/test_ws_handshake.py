@@ -279,3 +279,24 @@ def test_concurrency_limit_refuses_with_503(ws_serve: Any) -> None:
         with connect(f"ws://127.0.0.1:{server.port}/") as again:
             again.send("y")
             assert again.recv() == "y"
+
+
+MODULES_APP = """
+import sys
+
+async def app(scope, receive, send):
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": "with h11" if "h11" in sys.modules else "without h11"})
+"""
+
+
+def test_the_handshake_is_checked_from_the_parsed_head_without_a_second_parser(tmp_path: Any) -> None:
+    # Under --http httptools nothing needs h11: the handshake used to be parsed
+    # again with it, which cost every process that served a WebSocket ~0.35 MiB.
+    (tmp_path / "modules_app.py").write_text(MODULES_APP)
+    argv = ("modules_app:app", "--port", "0", "--http", "httptools", "--ws", "websockets", "--lifespan", "off")
+    with support.SquallProcess(*argv, cwd=tmp_path) as squall:
+        port = squall.wait_started()
+        with connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT) as ws:
+            assert ws.recv(timeout=TIMEOUT) == "without h11"

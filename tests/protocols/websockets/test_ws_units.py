@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import h11
 import pytest
 
+from squall.protocols.http.h1_request import RequestHead
 from squall.protocols.websockets.asgi import check_close
 from squall.protocols.websockets.handshake import (
     HandshakeError,
-    HandshakeReader,
     accept_key,
     http_response,
     validate_request,
@@ -18,12 +17,14 @@ from squall.protocols.websockets.scope import split_target
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 
 
-def _request(*headers: tuple[bytes, bytes], method: bytes = b"GET", version: bytes = b"1.1") -> h11.Request:
-    base = [(b"Host", b"x"), (b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")]
-    base += [(b"Sec-WebSocket-Key", KEY), (b"Sec-WebSocket-Version", b"13")]
-    names = {name.lower() for name, _ in headers}
-    merged = [h for h in base if h[0].lower() not in names] + list(headers)
-    return h11.Request(method=method, target=b"/", headers=merged, http_version=version)
+def _request(*headers: tuple[bytes, bytes], method: bytes = b"GET", version: str = "1.1") -> RequestHead:
+    """A head as the HTTP/1.1 layer hands it over: field names in lower case."""
+    base = [(b"host", b"x"), (b"upgrade", b"websocket"), (b"connection", b"Upgrade")]
+    base += [(b"sec-websocket-key", KEY), (b"sec-websocket-version", b"13")]
+    lowered = [(name.lower(), value) for name, value in headers]
+    names = {name for name, _ in lowered}
+    merged = [h for h in base if h[0] not in names] + lowered
+    return RequestHead(method, b"/", version, merged)
 
 
 def test_accept_key_is_rfc_6455s_example() -> None:
@@ -53,7 +54,7 @@ def test_lenient_but_valid_requests(header: tuple[bytes, bytes]) -> None:
         ([(b"Sec-WebSocket-Version", b"13, 8")], {}, 426),
         ([(b"Sec-WebSocket-Key", b"AAAA")], {}, 400),
         ([], {"method": b"HEAD"}, 400),
-        ([], {"version": b"1.0"}, 400),
+        ([], {"version": "1.0"}, 400),
         ([(b"Sec-WebSocket-Protocol", "caf\u00e9".encode("latin-1"))], {}, 400),
     ],
 )
@@ -73,22 +74,6 @@ def test_subprotocols_and_extension_offers() -> None:
     )
     assert request.subprotocols == ["a", "b", "c"]
     assert request.extension_offers == [b"permessage-deflate; client_max_window_bits"]
-
-
-def test_reader_waits_for_the_whole_head_and_keeps_what_follows() -> None:
-    reader = HandshakeReader(16384)
-    raw = b"GET /p?q HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    raw += b"Sec-WebSocket-Key: " + KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    assert reader.feed(raw[:20]) is None
-    request = reader.feed(raw[20:] + b"\x81\x80frame")
-    assert request is not None and request.target == b"/p?q"
-    assert reader.trailing == b"\x81\x80frame"
-
-
-def test_reader_turns_garbage_into_a_400() -> None:
-    with pytest.raises(HandshakeError) as info:
-        HandshakeReader(16384).feed(b"\x16\x03\x01 not http\r\n\r\n")
-    assert info.value.status == 400
 
 
 def test_denial_response_framing() -> None:

@@ -559,7 +559,7 @@ class H1Connection(Connection):
             config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self.loop
         )
         self._hand_over(protocol)
-        protocol.data_received(head.serialize() + trailing)
+        protocol.start_over_http1(head, trailing)
 
     def _switch_to_h2(self, data: bytes, upgrade: RequestHead | None) -> None:
         assert self.h2_protocol_class is not None

@@ -301,12 +301,6 @@ class RequestHead:
         self.http_version = http_version
         self.headers = headers
 
-    def serialize(self) -> bytes:
-        lines = [b"%s %s HTTP/%s\r\n" % (self.method, self.target, self.http_version.encode())]
-        lines.extend(name + b": " + value + b"\r\n" for name, value in self.headers)
-        lines.append(b"\r\n")
-        return b"".join(lines)
-
 
 def split_target(target: bytes, root_path: str) -> tuple[str, bytes, bytes]:
     """(path, raw_path, query_string) of a request target, as ASGI scopes have them.

@@ -17,7 +17,7 @@ implementation subclasses it and adapts one library:
 Two state variables, because the app and the peer can each end the
 connection without the other knowing yet:
 
-- `_phase`, the connection: HANDSHAKE (reading the request head), CONNECTING
+- `_phase`, the connection: HANDSHAKE (not started yet), CONNECTING
   (the app is deciding), OPEN, CLOSING (our close frame is out, the peer's is
   awaited), CLOSED (nothing more is read or written).
 - `_app_state`, what the app has sent: nothing yet, a denial response in
@@ -53,18 +53,19 @@ from squall.protocols.tracing import client_prefix
 from squall.protocols.utils import get_local_addr, get_remote_addr, is_ssl, tls_extension
 from squall.protocols.websockets.handshake import (
     HandshakeError,
-    HandshakeReader,
     HandshakeRequest,
     accept_headers,
     accept_response,
     http_response,
     validate_h2_request,
+    validate_request,
 )
 from squall.protocols.websockets.keepalive import Keepalive
 from squall.protocols.websockets.scope import websocket_scope
 
 if TYPE_CHECKING:
     from squall.config import Config
+    from squall.protocols.http.h1_request import RequestHead
     from squall.protocols.http2.request import H2Request
     from squall.protocols.http2.websocket import StreamTransport
     from squall.server import ServerState
@@ -180,7 +181,6 @@ class WebSocketProtocol(asyncio.Protocol):
 
         self._phase = HANDSHAKE
         self._app_state = APP_NEW
-        self._reader: HandshakeReader | None = HandshakeReader(config.h11_max_incomplete_event_size)
         # Over HTTP/2 (RFC 8441): the stream this protocol runs on, which answers the handshake.
         self._tunnel: StreamTransport | None = None
         self._request: HandshakeRequest | None = None
@@ -257,8 +257,6 @@ class WebSocketProtocol(asyncio.Protocol):
         phase = self._phase
         if phase is OPEN or phase is CLOSING:
             self._receive_frames(data)
-        elif phase is HANDSHAKE:
-            self._read_handshake(data)
         elif phase is CONNECTING:
             # A client must wait for the 101 before it sends frames; keep what
             # an eager one sent, but not without bound.
@@ -308,17 +306,11 @@ class WebSocketProtocol(asyncio.Protocol):
         state = self.server_state
         return state.default_headers, state.default_header_names
 
-    def _read_handshake(self, data: bytes) -> None:
-        assert self._reader is not None
+    def start_over_http1(self, head: RequestHead, trailing: bytes) -> None:
+        """An upgrade request the HTTP/1.1 connection parsed; `trailing` is what the client sent after it."""
         try:
-            request = self._reader.feed(data)
-            if request is None:
-                return
-            trailing = self._reader.trailing
-            self._reader = None
-            self._start(request)
+            self._start(validate_request(head))
         except HandshakeError as exc:
-            self._reader = None
             logger.warning("Invalid WebSocket handshake received: %s", exc)
             self._respond_plain(exc.status, str(exc), exc.headers)
             return
@@ -363,7 +355,6 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def start_over_http2(self, request: H2Request) -> None:
         """An extended CONNECT on an HTTP/2 stream (RFC 8441), which is this protocol's transport."""
-        self._reader = None
         self._tunnel = self.transport
         try:
             self._start(validate_h2_request(request))

@@ -1,11 +1,14 @@
 """The WebSocket opening handshake (RFC 6455 section 4), the same for every
 implementation.
 
-The HTTP layer hands a WebSocket protocol the raw request head it already
-parsed.  `HandshakeReader` parses it once more, with h11, and checks it
-against RFC 6455 4.2.1, so that a bad handshake gets the same answer (400,
-or 426 for a version we don't speak) whichever library frames the messages
-afterwards.  The libraries then only negotiate extensions.
+The HTTP layer hands a WebSocket protocol the request head it parsed and
+checked as HTTP (`RequestHead`: lower-case field names, values without
+surrounding whitespace); `validate_request` checks it against RFC 6455
+4.2.1, so that a bad handshake gets the same answer (400, or 426 for a
+version we don't speak) whichever library frames the messages afterwards.
+The libraries then only negotiate extensions.  (The head is not parsed a
+second time: that took a second HTTP parser, h11, into every process that
+served a WebSocket.)
 
 The responses are built here too, through the HTTP layer's response code, so
 that the 101, the 403 and the app's own denial response carry the server's
@@ -23,8 +26,7 @@ from typing import TYPE_CHECKING
 from squall.protocols.http.response import FRAMING_CHUNKED, FRAMING_NONE, build_response_head
 
 if TYPE_CHECKING:
-    import h11
-
+    from squall.protocols.http.h1_request import RequestHead
     from squall.protocols.http2.request import H2Request
 
 # RFC 6455 1.3: appended to Sec-WebSocket-Key before hashing.
@@ -65,48 +67,19 @@ class HandshakeRequest:
         self.extension_offers = extension_offers
 
 
-class HandshakeReader:
-    """Accumulates bytes until the request head is complete, then validates it."""
-
-    __slots__ = ("_parser", "trailing")
-
-    def __init__(self, max_head_size: int) -> None:
-        # Imported with the first WebSocket, not with every server process.
-        import h11
-
-        self._parser = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_size)
-        # What followed the head: frames a client sent without waiting for the 101.
-        self.trailing = b""
-
-    def feed(self, data: bytes) -> HandshakeRequest | None:
-        """The request once its head is complete, else None.  Raises HandshakeError."""
-        import h11
-
-        parser = self._parser
-        parser.receive_data(data)
-        try:
-            event = parser.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise HandshakeError(f"Invalid HTTP request: {exc}", exc.error_status_hint) from None
-        if type(event) is not h11.Request:
-            return None  # NEED_DATA: the head is not complete yet
-        self.trailing = bytes(parser.trailing_data[0])
-        return validate_request(event)
-
-
 def _tokens(values: list[bytes]) -> list[bytes]:
     """The comma-separated elements of header values (RFC 9110 5.6.1), stripped."""
     return [token.strip() for value in values for token in value.split(b",") if token.strip()]
 
 
-def validate_request(request: h11.Request) -> HandshakeRequest:
-    """Check a request against RFC 6455 4.2.1, raising HandshakeError as 4.2.2 and 4.4 say."""
+def validate_request(request: RequestHead) -> HandshakeRequest:
+    """Check a request head against RFC 6455 4.2.1, raising HandshakeError as 4.2.2 and 4.4 say."""
     if request.method != b"GET":
         raise HandshakeError("The WebSocket handshake must be a GET request.")
-    if request.http_version != b"1.1":
+    if request.http_version != "1.1":
         raise HandshakeError("The WebSocket handshake needs HTTP/1.1.")
 
-    headers = list(request.headers)
+    headers = request.headers
     by_name: dict[bytes, list[bytes]] = {}
     for name, value in headers:
         by_name.setdefault(name, []).append(value)
