@@ -17,14 +17,14 @@ FUZZ_SECONDS  ?= 60
 PYTEST_JOBS   ?= -n 2
 # Where the compiled hot path is used (HTTP/1.1 and HTTP/2 heads, plain WebSocket frames, the
 # request path's classes compiled by Cython, proxy headers): run again without it.
-PURE_PATH_SUITES ?= tests/protocols/http tests/protocols/http2 tests/middleware tests/test_compiled_classes.py tests/protocols/websockets/test_ws_handshake.py tests/protocols/websockets/test_ws_connection_header.py tests/protocols/websockets/test_ws_messages.py
+PURE_PATH_SUITES ?= tests/protocols/http tests/protocols/http2 tests/protocols/test_read_syscalls.py tests/middleware tests/test_compiled_classes.py tests/protocols/websockets/test_ws_handshake.py tests/protocols/websockets/test_ws_connection_header.py tests/protocols/websockets/test_ws_messages.py
 FUZZ_TARGETS  ?= http1 websocket http2
 
 PY  := $(VENV)/bin/python
 PIP := $(PY) -m pip --quiet --disable-pip-version-check
 
 # command:debian-package pairs; a package is installed only if its command is missing.
-TEST_TOOLS  := wrk:wrk h2load:nghttp2-client nginx:nginx chromium:chromium valgrind:valgrind
+TEST_TOOLS  := wrk:wrk h2load:nghttp2-client nginx:nginx chromium:chromium valgrind:valgrind strace:strace
 BENCH_TOOLS := h2load:nghttp2-client
 INSTRUCTION_TOOLS := h2load:nghttp2-client valgrind:valgrind
 
@@ -85,7 +85,7 @@ test-autobahn: $(PY) ## Every Autobahn case (1-10, 12, 13) against every --ws im
 	@echo "=== again on the pure-Python path (SQUALL_NO_EXTENSIONS=1)"
 	SQUALL_NO_EXTENSIONS=1 $(PY) -m pytest tests/protocols/websockets/test_autobahn.py $(PYTEST_ARGS)
 
-test-tools: ## Install wrk, h2load, nginx, chromium, valgrind (apt, root only) and Autobahn, if missing
+test-tools: ## Install wrk, h2load, nginx, chromium, valgrind, strace (apt, root only) and Autobahn, if missing
 	@$(call ensure_tools,$(TEST_TOOLS))
 	@if [ -x tests/autobahn/install.sh ]; then \
 	  tests/autobahn/install.sh || echo "warning: tests/autobahn/install.sh failed; the Autobahn tests will skip" >&2; \

@@ -19,6 +19,7 @@ import contextvars
 import logging
 import sys
 import time
+from asyncio.selector_events import _SelectorSocketTransport
 from typing import TYPE_CHECKING, Any
 
 from squall.access_log import AccessEntry, log_access
@@ -42,6 +43,14 @@ CLOSE_GRACE = 1.0
 # loop turn: one system call rather than one per chunk.  Past this many
 # bytes they go out at once, so what is held stays small.
 COALESCE_LIMIT = 65536
+
+# asyncio's own TCP transport reads with `sock.recv(max_size)`, 256 KiB by
+# default: a block that size is above glibc's mmap threshold (128 KiB, until
+# the process frees a bigger mapped block), so every read cost an mmap(2),
+# an mremap(2) shrinking it to what arrived, a munmap(2) and a page fault:
+# three more system calls per small WebSocket message, more than doubling
+# the CPU an echo took.  Reads of 64 KiB come from the heap.
+READ_SIZE = 65536
 
 # asyncio.Task(..., eager_start=True): the task's first step runs at once,
 # with the task current; one that ends there is never scheduled.
@@ -137,6 +146,8 @@ class Connection:
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if isinstance(transport, _SelectorSocketTransport):
+            transport.max_size = READ_SIZE  # (the protocols it is handed to after us keep it)
         self.context = contextvars.copy_context()
         self.read_gate = ReadGate(self.transport, self.context)
         self.server = get_local_addr(transport)
