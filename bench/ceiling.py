@@ -128,22 +128,23 @@ def _header(head: bytes, lowered: bytes, name: bytes) -> bytes | None:
     return head[at : head.index(b"\r\n", at)].strip()
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(protocol: type[asyncio.Protocol], host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result(None))
-    server = await loop.create_server(Ceiling, host, port)
+    server = await loop.create_server(protocol, host, port)
     async with server:
         await stop
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(protocol: type[asyncio.Protocol] = Ceiling, doc: str = __doc__) -> None:
+    """Serve `protocol` on uvloop until SIGINT or SIGTERM (asgi_floor.py uses this too)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port))
+    uvloop.run(serve(protocol, args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 from _harness import BENCH_DIR
 from results import Row, ratio, to_reference
 from scenarios import SCENARIOS, Scenario
-from servers import CEILING, REFERENCE, SAME_SETTINGS, SERVERS, Launch
+from servers import CEILING, FLOOR, REFERENCE, SAME_SETTINGS, SERVERS, Launch
 
 # --- numbers -------------------------------------------------------------------------
 
@@ -174,13 +174,14 @@ def _findings(rows: dict[tuple[str, str], Row]) -> list[str]:
                 f"- {SERVERS[ours].title} against {SERVERS[theirs].title}, CPU per request "
                 f"(memory per connection for idle connections): {_list(found)}."
             )
-    found = [
-        (s.label, r)
-        for s in SCENARIOS.values()
-        if (r := ratio(rows, "cpu_us", (s.name, CEILING), (s.name, "squall"))) is not None
-    ]
-    if found:
-        sentences.append(f"- The raw ceiling's CPU per request against Squall's: {_list(found)}.")
+    for reference in (CEILING, FLOOR):
+        found = [
+            (s.label, r)
+            for s in SCENARIOS.values()
+            if (r := ratio(rows, "cpu_us", (s.name, reference), (s.name, "squall"))) is not None
+        ]
+        if found:
+            sentences.append(f"- The {SERVERS[reference].title}'s CPU per request against Squall's: {_list(found)}.")
     for scenario in SCENARIOS.values():
         if not scenario.compare_to:
             continue
@@ -304,6 +305,7 @@ COLOURS = {
     "granian": "#2e9e4f",
     "h2corn": "#8e44ad",
     "hypercorn": "#7f7f7f",
+    "floor": "#b5a642",
 }
 
 

@@ -104,11 +104,13 @@ def _hypercorn(launch: Launch) -> list[str]:
     return command
 
 
-def _ceiling(launch: Launch) -> list[str]:
-    return [
-        sys.executable, str(BENCH_DIR / "ceiling.py"), "--host", HOST,
-        "--port", str(launch.port),
-    ]  # fmt: skip
+def _script(name: str) -> Callable[[Launch], list[str]]:
+    """The benchmark's own reference servers (ceiling.py, asgi_floor.py): no options."""
+
+    def build(launch: Launch) -> list[str]:
+        return [sys.executable, str(BENCH_DIR / name), "--host", HOST, "--port", str(launch.port)]
+
+    return build
 
 
 SERVERS: dict[str, ServerSpec] = {
@@ -134,7 +136,8 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec("granian", "Granian", "granian", _granian),
         ServerSpec("h2corn", "h2corn", "h2corn", _h2corn),
         ServerSpec("hypercorn", "Hypercorn", "hypercorn", _hypercorn),
-        ServerSpec("ceiling", "raw ceiling", "uvloop", _ceiling, workers=False),
+        ServerSpec("floor", "ASGI floor", "uvloop", _script("asgi_floor.py"), workers=False),
+        ServerSpec("ceiling", "raw ceiling", "uvloop", _script("ceiling.py"), workers=False),
     )
 }  # fmt: skip
 
@@ -143,3 +146,4 @@ SERVERS: dict[str, ServerSpec] = {
 REFERENCE = "uvicorn"
 SAME_SETTINGS = (("squall", "uvicorn"), ("squall-pure", "uvicorn-h11"))
 CEILING = "ceiling"
+FLOOR = "floor"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-SERVERS = ("squall", "uvicorn")
+SERVERS = ("squall", "uvicorn", "floor")  # floor: bench/asgi_floor.py, the benchmark's own
 SCALE = 0.002  # about one request per connection where `make bench` sends 30,000
 
 
@@ -74,6 +74,7 @@ def test_every_scenario_gives_figures_for_squall_and_uvicorn(tmp_path: Path) -> 
             assert 0 < m["p50_ms"] <= m["p99_ms"], (name, server, m)
 
     assert "![Server CPU time per request" in page
+    assert "| Scenario | Squall | Uvicorn | ASGI floor |" in page  # the floor beside the others
     for scenario in plan.values():
         assert f"### {scenario['title']}\n" in page
     chart = (tmp_path / "benchmarks.png").read_bytes()
