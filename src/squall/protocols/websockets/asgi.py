@@ -34,7 +34,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from squall.access_log import AccessEntry, log_access
@@ -308,14 +308,18 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def start_over_http1(self, head: RequestHead, trailing: bytes) -> None:
         """An upgrade request the HTTP/1.1 connection parsed; `trailing` is what the client sent after it."""
+        if self._start_checked(validate_request, head) and trailing:
+            self.data_received(trailing)
+
+    def _start_checked(self, validate: Callable[[Any], HandshakeRequest], request: Any) -> bool:
+        """Start on `validate(request)`; a bad handshake is answered here, and False returned."""
         try:
-            self._start(validate_request(head))
+            self._start(validate(request))
         except HandshakeError as exc:
             logger.warning("Invalid WebSocket handshake received: %s", exc)
             self._respond_plain(exc.status, str(exc), exc.headers)
-            return
-        if trailing:
-            self.data_received(trailing)
+            return False
+        return True
 
     def _start(self, request: HandshakeRequest) -> None:
         """A valid handshake: run the app to decide on it.  Raises HandshakeError."""
@@ -356,11 +360,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def start_over_http2(self, request: H2Request) -> None:
         """An extended CONNECT on an HTTP/2 stream (RFC 8441), which is this protocol's transport."""
         self._tunnel = self.transport
-        try:
-            self._start(validate_h2_request(request))
-        except HandshakeError as exc:
-            logger.warning("Invalid WebSocket handshake received: %s", exc)
-            self._respond_plain(exc.status, str(exc), exc.headers)
+        self._start_checked(validate_h2_request, request)
 
     def _respond_plain(self, status: int, text: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """A short text/plain response of the server's own (errors, 403, 503) instead of the handshake."""
